@@ -1,0 +1,43 @@
+"""`python -m llmb_plugin_deepseek_r1 COMMAND ...`: the plugin's own tools.
+
+Each command lives in its own module and exposes ``main(argv) -> int``; modules are imported only when their
+command runs, so that one broken optional dependency never breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "verify-weights": ("llmb_plugin_deepseek_r1.weights", "check a DeepSeek-R1-FP4 checkpoint folder"),
+    "prepare-dataset": ("llmb_plugin_deepseek_r1.dataset", "write a synthetic trtllm-bench dataset"),
+    "validate-dataset": ("llmb_plugin_deepseek_r1.dataset", "check an existing trtllm-bench dataset"),
+    "parse-log": ("llmb_plugin_deepseek_r1.report", "parse a trtllm-bench output file"),
+    "launch": ("llmb_plugin_deepseek_r1.launch", "run the benchmark job body for $USE_CASES (launch.sh)"),
+    "setup": ("llmb_plugin_deepseek_r1.setup_steps", "prepare weights, image and datasets (setup.sh)"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: python -m llmb_plugin_deepseek_r1 COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<18} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else 1
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 1
+    module = importlib.import_module(COMMANDS[name][0])
+    entry = getattr(module, "main_" + name.replace("-", "_"), None) or module.main
+    return int(entry(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""`llmb-run`: argument parsing and dispatch only. Exit codes: 0 ok, 1 validation/configuration, 2 system."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .contract import RunRequest
+from .errors import LlmbError, ValidationError
+from .plugins import Registry, load_registry
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is a one-line validation error (exit 1), as llmb-run users expect."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ValidationError(f"{self.prog}: {message}")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not key.replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, *, later_spelling: bool) -> None:
+    parser.add_argument("-w", "--workload", required=True, help="workload key, e.g. inference_deepseek-r1")
+    parser.add_argument("-s", "--model_size", "--model-size", dest="model_size", required=True)
+    if later_spelling:  # `submit`: -d is the dtype, the dry run is spelled out
+        parser.add_argument("-d", "--dtype", required=True)
+        parser.add_argument("--dry-run", "--dryrun", dest="dry_run", action="store_true",
+                            help="print the jobs that would be submitted; touch nothing")
+    else:  # `single` (llmb-run 1.2): -d is the dry run
+        parser.add_argument("--dtype", required=True)
+        parser.add_argument("-d", "--dryrun", "--dry-run", dest="dry_run", action="store_true",
+                            help="print the jobs that would be submitted; touch nothing")
+    parser.add_argument("--scale", required=True, type=int, help="number of GPUs")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--env", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                        help="set a knob for this invocation (wins over the shell and cluster_config.yaml)")
+    parser.add_argument("--slurm-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                        help="extra sbatch parameter, e.g. --slurm-arg reservation=bench")
+    parser.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times")
+    parser.add_argument("--one-allocation", action="store_true",
+                        help="run all use cases in one allocation (time limit = sum of theirs)")
+    parser.add_argument("--executor", choices=("auto", "slurm", "local"), default=None,
+                        help="where jobs run: Slurm when sbatch is reachable (auto), or this machine")
+    parser.add_argument("--allow-nested", action="store_true",
+                        help="allow submitting from inside a Slurm allocation (SLURM_JOB_ID set)")
+    parser.add_argument("--wait", action="store_true", help="wait for the jobs and print their verdicts")
+
+
+def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="llmb-run", description="Launch LLM benchmark workloads on Slurm.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("list", help="list installed workloads and what they support")
+    p.add_argument("-w", "--workload", help="show one workload in detail")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_list)
+
+    p = sub.add_parser("single", help="run one workload configuration (llmb-run 1.2 spelling)")
+    _add_run_arguments(p, later_spelling=False)
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("submit", help="run one workload configuration (later spelling)")
+    _add_run_arguments(p, later_spelling=True)
+    p.set_defaults(handler=cmd_run)
+
+    from . import extra_commands
+
+    extra_commands.add_host_commands(sub)
+    if registry is not None:
+        registry.manager.hook.llmb_register_commands(subparsers=sub)
+    return parser
+
+
+def _registry() -> Registry:
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = load_registry()
+        for broken in _REGISTRY.broken:
+            print(f"warning: plugin {broken.name!r} ({broken.target}) failed to load: {broken.error}",
+                  file=sys.stderr)
+    return _REGISTRY
+
+
+_REGISTRY: Registry | None = None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry = _registry()
+    keys = [args.workload] if args.workload else sorted(registry.workloads)
+    if args.workload:
+        registry.get(args.workload)
+    rows: list[dict[str, Any]] = []
+    for key in keys:
+        meta = registry.workloads[key].metadata
+        configs = []
+        for gpu, gpu_config in ((meta.get("run") or {}).get("gpu_configs") or {}).items():
+            for mc in gpu_config.get("model_configs") or []:
+                configs.append({"gpu_type": gpu, "model_size": mc.get("model_size"), "dtypes": mc.get("dtypes"),
+                                "scales": mc.get("scales"), "exact_scales": bool(mc.get("exact_scales"))})
+        rows.append({"workload": key, "plugin": registry.origins[key],
+                     "description": (meta.get("general") or {}).get("description", ""), "configs": configs})
+    broken = [{"plugin": b.name, "target": b.target, "error": b.error} for b in registry.broken]
+    if args.json:
+        print(json.dumps({"workloads": rows, "broken_plugins": broken}, indent=2))
+        return 0
+    if not rows:
+        print("No workloads installed.")
+    for row in rows:
+        print(f"{row['workload']}  (plugin {row['plugin']})")
+        if row["description"]:
+            print(f"  {row['description']}")
+        for c in row["configs"]:
+            scales = ",".join(map(str, c["scales"] or []))
+            print(f"  {c['gpu_type']}: model size {c['model_size']}, dtypes {','.join(c['dtypes'] or [])}, "
+                  f"scales {scales}{' (exact)' if c['exact_scales'] else ''}")
+    for b in broken:
+        print(f"BROKEN plugin {b['plugin']} ({b['target']}): {b['error']}")
+    return 0
+
+
+def build_request(args: argparse.Namespace, environ: dict[str, str] | None = None,
+                  cwd: Path | None = None) -> tuple[Any, RunRequest]:
+    """Command line + environment -> (workload, validated RunRequest)."""
+    from .cluster import resolve_context
+    from .validate import validate_request
+
+    registry = _registry()
+    workload = registry.get(args.workload)
+    context = resolve_context(os.environ if environ is None else environ, cwd or Path.cwd(), dict(args.env))
+    validate_request(workload.metadata, workload.key, context.gpu_type, args.model_size, args.dtype, args.scale)
+    if args.repeats < 1:
+        raise ValidationError(f"--repeats {args.repeats} must be at least 1")
+    request = RunRequest(
+        workload=workload.key, model_size=args.model_size.lower(), dtype=args.dtype.lower(), scale=args.scale,
+        gpu_type=context.gpu_type, install_dir=context.install_dir, env=context.env,
+        one_allocation=args.one_allocation, repeats=args.repeats, slurm_args=dict(args.slurm_arg),
+        cpu_partition=context.cluster.cpu_partition,
+    )
+    return workload, request
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .render import plans_json, plans_text
+
+    workload, request = build_request(args)
+    plans = workload.plan(request)
+    if not plans:
+        raise ValidationError(f"{workload.key}: the request resolved to zero jobs; nothing to do")
+    if args.dry_run:
+        print(plans_json(request, plans) if args.json else plans_text(request, plans))
+        return 0
+    from .submit import submit_and_report
+
+    return submit_and_report(workload, request, plans, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        needs_plugins = not argv or argv[0] not in ("--help", "-h")
+        parser = build_parser(_registry() if needs_plugins else None)
+        args = parser.parse_args(argv)
+        return int(args.handler(args) or 0)
+    except LlmbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

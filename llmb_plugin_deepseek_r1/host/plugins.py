@@ -1,0 +1,105 @@
+"""Plugin discovery: entry points of group ``llmb_run.workloads``; broken plugins are recorded, not fatal."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .errors import HostError, ValidationError
+
+ENTRY_POINT_GROUP = "llmb_run.workloads"
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that failed to load or register, kept so that `list` and errors can name it."""
+
+    name: str
+    target: str
+    error: str
+
+
+@dataclass
+class Registry:
+    """Everything the host knows about installed workloads."""
+
+    manager: pluggy.PluginManager
+    workloads: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+    broken: list[BrokenPlugin] = field(default_factory=list)
+
+    def get(self, key: str) -> Any:
+        """The workload called ``key``, or a ValidationError with close-match suggestions."""
+        if key in self.workloads:
+            return self.workloads[key]
+        hint = ""
+        close = difflib.get_close_matches(key, list(self.workloads), n=3, cutoff=0.5)
+        if close:
+            hint = f"; did you mean {', '.join(close)}?"
+        elif self.workloads:
+            hint = f"; available: {', '.join(sorted(self.workloads))}"
+        if self.broken:
+            names = ", ".join(f"{b.name} ({b.error})" for b in self.broken)
+            raise HostError(f"unknown workload {key!r}{hint}; plugins that failed to load: {names}")
+        raise ValidationError(f"unknown workload {key!r}{hint}")
+
+
+def _iter_entry_points() -> Iterable[importlib.metadata.EntryPoint]:
+    seen: set[tuple[str, str]] = set()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if (ep.name, ep.value) in seen:  # editable installs can list a distribution twice
+            continue
+        seen.add((ep.name, ep.value))
+        yield ep
+
+
+def _registrar(registry: Registry, origin: str):
+    def register(workload: Any) -> None:
+        key = getattr(workload, "key", None)
+        if not isinstance(key, str) or not key or not hasattr(workload, "plan"):
+            raise TypeError(f"plugin {origin!r} registered an object without a key and plan(): {workload!r}")
+        if key in registry.workloads:
+            raise ValueError(f"workload {key!r} registered twice ({registry.origins[key]} and {origin})")
+        registry.workloads[key] = workload
+        registry.origins[key] = origin
+
+    return register
+
+
+def load_registry(extra_plugins: Iterable[Any] = (), *, entry_points: bool = True) -> Registry:
+    """Discover plugins and collect their workloads.
+
+    ``extra_plugins`` (modules or objects with hook implementations) are registered first; tests use them the way
+    simonw/llm's fixtures do.
+    """
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    registry = Registry(manager=manager)
+    candidates: list[tuple[str, str, Any]] = []
+    for plugin in extra_plugins:
+        name = getattr(plugin, "__name__", repr(plugin))
+        candidates.append((name, name, plugin))
+    if entry_points:
+        for ep in _iter_entry_points():
+            try:
+                candidates.append((ep.name, ep.value, ep.load()))
+            except Exception as exc:  # a broken plugin must not take the host down
+                registry.broken.append(BrokenPlugin(ep.name, ep.value, f"{type(exc).__name__}: {exc}"))
+    for name, target, plugin in candidates:
+        try:
+            if manager.is_registered(plugin):
+                continue
+            manager.register(plugin, name=name)
+            impls = [i for i in manager.hook.llmb_register_workloads.get_hookimpls() if i.plugin is plugin]
+            for impl in impls:
+                impl.function(register=_registrar(registry, name))
+        except Exception as exc:
+            if manager.is_registered(plugin):
+                manager.unregister(plugin)
+            registry.broken.append(BrokenPlugin(name, target, f"{type(exc).__name__}: {exc}"))
+    return registry

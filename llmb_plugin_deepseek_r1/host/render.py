@@ -1,0 +1,87 @@
+"""Human-readable and JSON renderings of job plans (the dry run). Secrets are never printed."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any, Iterable, Mapping
+
+from .contract import JobPlan, RunRequest, is_secret_name
+
+REDACTED = "***"
+
+
+def redact_env(env: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``env`` with values of secret-looking names replaced."""
+    return {k: (REDACTED if is_secret_name(k) else v) for k, v in env.items()}
+
+
+def scrub(text: str, env: Mapping[str, str]) -> str:
+    """Remove any secret value of ``env`` that leaked into ``text`` (belt and braces for printed output)."""
+    for name, value in env.items():
+        if is_secret_name(name) and value and len(value) >= 8:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def plans_document(request: RunRequest, plans: Iterable[JobPlan]) -> dict[str, Any]:
+    """The dry-run JSON document (keys documented in the README; other tools read them)."""
+    return {
+        "workload": request.workload,
+        "model_size": request.model_size,
+        "dtype": request.dtype,
+        "scale": request.scale,
+        "gpu_type": request.gpu_type,
+        "jobs": [plan.to_dict() for plan in plans],
+    }
+
+
+def plans_json(request: RunRequest, plans: list[JobPlan]) -> str:
+    return scrub(json.dumps(plans_document(request, plans), indent=2), request.env)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
+    """What `--dry-run` prints: per job its Slurm parameters, container and every use case in full."""
+    import yaml
+
+    out = [f"Dry run: {request.workload} {request.model_size} {request.dtype} scale {request.scale} "
+           f"on {request.gpu_type}: {len(plans)} job(s); nothing is submitted."]
+    for number, plan in enumerate(plans, 1):
+        out.append("")
+        out.append(f"== job {number}/{len(plans)}: {plan.name}")
+        out.append("  slurm:")
+        for key, value in plan.slurm.to_dict().items():
+            if key == "additional":
+                for extra_key, extra_value in value.items():
+                    out.append(f"    {extra_key}: {_value(extra_value)}")
+                continue
+            out.append(f"    {key}: {_value(value)}")
+        out.append("  container:")
+        for key, value in plan.container.items():
+            if isinstance(value, (list, tuple)):
+                out.append(f"    {key}:")
+                out.extend(f"      - {item}" for item in value)
+            else:
+                out.append(f"    {key}: {_value(value)}")
+        for uc in plan.use_cases:
+            out.append(f"  use case {uc.get('name', '?')}:")
+            for key, value in uc.items():
+                if key == "name":
+                    continue
+                if isinstance(value, (list, tuple)):
+                    out.append(f"    {key}: {shlex.join(str(v) for v in value)}")
+                elif isinstance(value, Mapping):
+                    body = yaml.safe_dump(dict(value), sort_keys=False, default_flow_style=None).rstrip()
+                    out.append(f"    {key}:")
+                    out.extend("      " + line for line in body.splitlines())
+                else:
+                    out.append(f"    {key}: {_value(value)}")
+    return scrub("\n".join(out), request.env)

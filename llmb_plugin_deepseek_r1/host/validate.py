@@ -1,0 +1,43 @@
+"""Request validation against a workload's recipe metadata, in the order llmb-run users know:
+GPU type, model size, dtype, scale."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .errors import ValidationError
+
+
+def _model_configs(metadata: Mapping[str, Any], key: str, gpu_type: str) -> list[Mapping[str, Any]]:
+    gpu_configs = (metadata.get("run") or {}).get("gpu_configs") or {}
+    if gpu_type not in gpu_configs:
+        supported = ", ".join(sorted(gpu_configs)) or "none"
+        raise ValidationError(f"GPU type {gpu_type!r} is not supported by {key}; supported GPU types: {supported}")
+    return list(gpu_configs[gpu_type].get("model_configs") or [])
+
+
+def validate_request(metadata: Mapping[str, Any], key: str, gpu_type: str, model_size: str, dtype: str,
+                     scale: int) -> None:
+    """Raise ValidationError (one line naming the bad value and what is accepted) or return None."""
+    configs = _model_configs(metadata, key, gpu_type)
+    sizes = [str(c.get("model_size")) for c in configs]
+    matching = [c for c in configs if str(c.get("model_size")).lower() == model_size.lower()]
+    if not matching:
+        raise ValidationError(
+            f"model size {model_size!r} is not available for {key} on {gpu_type}; available: {', '.join(sizes)}")
+    config = matching[0]
+    dtypes = [str(d) for d in config.get("dtypes") or []]
+    if dtype.lower() not in [d.lower() for d in dtypes]:
+        raise ValidationError(
+            f"dtype {dtype!r} is not available for {key} {model_size} on {gpu_type}; available: {', '.join(dtypes)}")
+    scales = sorted(int(s) for s in config.get("scales") or [])
+    if scale <= 0:
+        raise ValidationError(f"scale {scale} must be a positive GPU count; available: {scales}")
+    if config.get("exact_scales", False):
+        if scale not in scales:
+            raise ValidationError(
+                f"scale {scale} is not available for {key} {model_size} {dtype} on {gpu_type}; "
+                f"exact scales only: {', '.join(map(str, scales))}")
+    elif scales and scale < scales[0]:
+        raise ValidationError(
+            f"scale {scale} is below the minimum {scales[0]} for {key} {model_size} {dtype} on {gpu_type}")

@@ -1,0 +1,80 @@
+"""Shared fixtures. The Slurm tests need the project's local cluster (scripts/local-slurm.sh start)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE_TRTLLM = REPO / "tests" / "fake_trtllm"
+
+RUN_ARGS = ["single", "-w", "inference_deepseek-r1", "-s", "671b", "--dtype", "nvfp4", "--scale", "4"]
+
+# Knobs a developer might have exported; tests start from a clean slate.
+_KNOB_VARS = ("USE_CASES", "MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY",
+              "TP", "EP", "PP", "STREAMING", "MODE", "SBATCH_TIMELIMIT", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
+              "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
+              "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "STAGE_PATH", "GPU_TYPE",
+              "LLMB_INSTALL", "SLURM_JOB_ID", "HF_TOKEN")
+
+
+@pytest.fixture
+def install_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "llmb"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def llmb_env(monkeypatch: pytest.MonkeyPatch, install_dir: Path, tmp_path: Path) -> Path:
+    """A clean environment with LLMB_INSTALL set, run from an empty working directory."""
+    for var in _KNOB_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LLMB_INSTALL", str(install_dir))
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    from llmb_plugin_deepseek_r1.host import cli
+
+    monkeypatch.setattr(cli, "_REGISTRY", None)
+    return install_dir
+
+
+@pytest.fixture
+def run_cli(llmb_env, capsys):
+    """Run llmb-run in-process; returns (exit code, stdout, stderr)."""
+    from llmb_plugin_deepseek_r1.host import cli
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def dry_run_json(run_cli, monkeypatch):
+    """Set environment knobs, run `single ... --dry-run --json`, return the parsed document."""
+
+    def run(**knobs: str) -> dict:
+        for key, value in knobs.items():
+            monkeypatch.setenv(key, value)
+        code, out, err = run_cli(*RUN_ARGS, "--dry-run", "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    return run
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _KNOB_VARS}
+    env.update(extra)
+    return env
+
+
+PYTHON = sys.executable

@@ -1,0 +1,87 @@
+"""trtllm-bench argv and extra-options YAML by TensorRT-LLM version: exact expected values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmb_plugin_deepseek_r1.spec import RunSpec, image_file_name
+from llmb_plugin_deepseek_r1.trtllm import (bench_argv, cuda_graph_batch_sizes, extra_llm_api_options,
+                                           trtllm_version_from_image, yaml_generation)
+
+
+def make_spec(**changes) -> RunSpec:
+    base = dict(use_case="reasoning", isl=1000, osl=1000, max_batch_size=384, max_num_tokens=6000,
+                kv_cache_fraction=0.85, concurrency=-1, num_requests=7680, tp=4, ep=4, pp=1, streaming=True,
+                mode="max_throughput", attention_dp=True, time_limit_min=30, workload="inference_deepseek-r1",
+                model_size="671b", dtype="nvfp4", scale=4, gpu_type="gb200", gpus_per_node_hw=4,
+                install_dir=Path("/i"), workload_dir=Path("/i/workloads/inference_deepseek-r1"),
+                model_dir=Path("/w/DeepSeek-R1-FP4"), image="/i/images/x.sqsh", trtllm_version="1.0.0rc1",
+                runtime="pyxis", mpi_type="pmix", weight_check="quick", oom_retries=0)
+    base.update(changes)
+    return RunSpec(**base)
+
+
+@pytest.mark.parametrize("image, version", [
+    ("tensorrt-llm+release+1.0.0rc1.sqsh", "1.0.0rc1"),
+    ("/data/images/tensorrt-llm+release+1.1.0rc5.sqsh", "1.1.0rc5"),
+    ("nvcr.io#nvidia/tensorrt-llm/release:1.1.0rc5", "1.1.0rc5"),
+    ("nvcr.io/nvidia/tensorrt-llm/release:0.20.0", "0.20.0"),
+    ("nvcr.io#nvidia/tensorrt-llm/release:latest", None),
+    ("/images/custom.sqsh", None),
+])
+def test_version_from_image(image, version):
+    found = trtllm_version_from_image(image)
+    assert (str(found) if found else None) == version
+
+
+@pytest.mark.parametrize("version, generation", [
+    ("0.19.0", "legacy"), ("0.20.0", "legacy"), ("0.21.0", "flat"), ("0.21.0rc1", "flat"),
+    ("1.0.0rc1", "flat"), ("1.0.0rc6", "flat"), ("1.0.0", "nested"), ("1.1.0rc5", "nested"), ("1.2.0", "nested"),
+])
+def test_yaml_generation(version, generation):
+    assert yaml_generation(version) == generation
+
+
+def test_image_file_name_matches_installer():
+    assert image_file_name("nvcr.io#nvidia/tensorrt-llm/release:1.0.0rc1") == "tensorrt-llm+release+1.0.0rc1.sqsh"
+    assert image_file_name("nvcr.io/nvidia/tensorrt-llm/release:1.1.0") == "tensorrt-llm+release+1.1.0.sqsh"
+
+
+@pytest.mark.parametrize("mbs, sizes", [(1, [1]), (2, [1, 2]), (384, [1, 2, 4, 8, 16, 32, 64, 128, 256, 384]),
+                                        (256, [1, 2, 4, 8, 16, 32, 64, 128, 256]), (100, [1, 2, 4, 8, 16, 32, 64, 100])])
+def test_cuda_graph_batch_sizes(mbs, sizes):
+    assert cuda_graph_batch_sizes(mbs) == sizes
+
+
+def test_max_throughput_yaml_nested_and_legacy():
+    nested = extra_llm_api_options(make_spec(trtllm_version="1.1.0rc5", max_batch_size=8))
+    assert nested == {"enable_attention_dp": True,
+                      "cuda_graph_config": {"enable_padding": True, "batch_sizes": [1, 2, 4, 8]},
+                      "kv_cache_config": {"dtype": "fp8", "free_gpu_memory_fraction": 0.85},
+                      "print_iter_log": True, "stream_interval": 4}
+    legacy = extra_llm_api_options(make_spec(trtllm_version="0.20.0", max_batch_size=4))
+    assert legacy == {"enable_attention_dp": True,
+                      "pytorch_backend_config": {"use_cuda_graph": True, "cuda_graph_padding_enabled": True,
+                                                 "cuda_graph_batch_sizes": [1, 2, 4], "kv_cache_dtype": "fp8",
+                                                 "enable_overlap_scheduler": True},
+                      "print_iter_log": True, "stream_interval": 4}
+
+
+def test_min_latency_yaml_nested():
+    spec = make_spec(trtllm_version="1.0.0", mode="min_latency", max_batch_size=1, attention_dp=False)
+    assert extra_llm_api_options(spec) == {
+        "enable_attention_dp": False, "cuda_graph_config": {"enable_padding": True, "batch_sizes": [1]},
+        "kv_cache_config": {"free_gpu_memory_fraction": 0.85}, "moe_config": {"backend": "TRTLLM"},
+        "speculative_config": {"decoding_type": "MTP", "num_nextn_predict_layers": 3}}
+
+
+def test_bench_argv_streaming_off_old_version_has_no_report_json():
+    argv = bench_argv(make_spec(streaming=False, trtllm_version="0.19.0", kv_cache_fraction=0.8), job_id="77")
+    assert "--streaming" not in argv and "--report_json" not in argv
+    assert argv[argv.index("--kv_cache_free_gpu_mem_fraction") + 1] == "0.8"
+    assert argv[argv.index("--extra_llm_api_options") + 1] == (
+        "/i/workloads/inference_deepseek-r1/experiments/DeepSeek-R1_TP4_EP4_PP1_CON-1_reasoning/"
+        "DeepSeek-R1_TP4_EP4_PP1_CON-1_reasoning_streaming-off_77.config.yml")
+    assert argv[-2:] == ["--eos_id", "-1"]
