@@ -1,0 +1,166 @@
+"""Preflight checks that run inside the allocation before any container starts: GPUs and image.
+
+Parsing is pure (tested on real nvidia-smi readings); running nvidia-smi is the only side effect. Where a check
+cannot run (no nvidia-smi on the node), it is reported as skipped and the job goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+QUERY_FIELDS = ("index", "name", "uuid", "compute_cap", "memory.total", "memory.used", "memory.free",
+                "driver_version")
+# Minimum CUDA compute capability per dtype: NVFP4 kernels need Blackwell data-center GPUs (10.x).
+MIN_COMPUTE_CAPABILITY = {"nvfp4": (10, 0), "fp8": (8, 9), "bf16": (8, 0), "fp16": (7, 0)}
+MEMORY_HEADROOM = 1.10  # weights alone must leave at least 10% for activations and the KV cache
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: str
+    uuid: str
+    compute_capability: tuple[int, int] | None
+    memory_total_mib: int
+    memory_used_mib: int | None
+    memory_free_mib: int | None
+    driver: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """One preflight check: ``status`` is ok, failed, warning or skipped."""
+
+    name: str
+    status: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _int_or_none(text: str) -> int | None:
+    text = text.strip().split()[0] if text.strip() else ""
+    try:
+        return int(float(text))
+    except ValueError:
+        return None
+
+
+def _capability(text: str) -> tuple[int, int] | None:
+    parts = text.strip().split(".")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return int(parts[0]), int(parts[1])
+    return None
+
+
+def parse_nvidia_smi_csv(text: str) -> list[Gpu]:
+    """Parse `nvidia-smi --query-gpu=<QUERY_FIELDS> --format=csv[,noheader][,nounits]` output.
+
+    Accepts the header line and unit suffixes ("81559 MiB") or their absence; '[N/A]' values become None.
+    """
+    gpus = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) < len(QUERY_FIELDS) or not cells[0].isdigit():
+            continue  # header or noise
+        gpus.append(Gpu(
+            index=int(cells[0]), name=cells[1], uuid=cells[2], compute_capability=_capability(cells[3]),
+            memory_total_mib=_int_or_none(cells[4]) or 0, memory_used_mib=_int_or_none(cells[5]),
+            memory_free_mib=_int_or_none(cells[6]), driver=cells[7],
+        ))
+    return gpus
+
+
+def query_gpus(nvidia_smi: str | None = None, timeout_s: float = 60.0) -> tuple[list[Gpu] | None, str]:
+    """(GPUs, how they were found) via nvidia-smi; (None, reason) when it cannot run."""
+    exe = nvidia_smi or shutil.which("nvidia-smi")
+    if not exe:
+        return None, "nvidia-smi not found on this node"
+    argv = [exe, f"--query-gpu={','.join(QUERY_FIELDS)}", "--format=csv,noheader,nounits"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"nvidia-smi could not run: {exc}"
+    if done.returncode != 0:
+        first = (done.stderr or done.stdout).strip().splitlines()[:1]
+        return None, f"nvidia-smi failed (exit {done.returncode}): {first[0] if first else 'no output'}"
+    return parse_nvidia_smi_csv(done.stdout), exe
+
+
+def visible(gpus: list[Gpu], cuda_visible_devices: str | None) -> list[Gpu]:
+    """The GPUs this job may use: CUDA_VISIBLE_DEVICES (indices or UUIDs) restricts nvidia-smi's full list."""
+    if cuda_visible_devices is None or cuda_visible_devices.strip() == "":
+        return gpus
+    wanted = [d.strip() for d in cuda_visible_devices.split(",") if d.strip()]
+    chosen = [g for g in gpus if str(g.index) in wanted or g.uuid in wanted]
+    return chosen or gpus
+
+
+def check_gpus(gpus: list[Gpu] | None, how: str, *, scale: int, dtype: str, model_bytes: int | None) -> list[Check]:
+    """GPU count, architecture able to run the dtype, and memory for the checkpoint."""
+    if gpus is None:
+        return [Check("gpus", "skipped", f"GPU checks skipped: {how}")]
+    checks = []
+    names = ", ".join(sorted({g.name for g in gpus})) or "none"
+    if len(gpus) < scale:
+        checks.append(Check("gpu_count", "failed", f"found {len(gpus)} GPU(s) ({names}); this job needs {scale}"))
+    else:
+        checks.append(Check("gpu_count", "ok", f"{len(gpus)} GPU(s): {names}"))
+    need = MIN_COMPUTE_CAPABILITY.get(dtype.lower())
+    if need and gpus:
+        weak = [g for g in gpus if g.compute_capability is not None and g.compute_capability < need]
+        unknown = [g for g in gpus if g.compute_capability is None]
+        if weak:
+            g = weak[0]
+            cc = ".".join(map(str, g.compute_capability or ()))
+            checks.append(Check("gpu_architecture", "failed",
+                                f"{dtype} needs compute capability {need[0]}.{need[1]} or newer (Blackwell B200/GB200 "
+                                f"for nvfp4); found {g.name} (compute capability {cc})"))
+        elif unknown:
+            checks.append(Check("gpu_architecture", "skipped",
+                                f"compute capability not reported for {unknown[0].name}; architecture not checked"))
+        else:
+            cc = ", ".join(sorted({".".join(map(str, g.compute_capability or ())) for g in gpus}))
+            checks.append(Check("gpu_architecture", "ok", f"compute capability {cc} runs {dtype}"))
+    used_gpus = gpus[:scale]
+    if model_bytes and used_gpus:
+        total_mib = sum(g.memory_total_mib for g in used_gpus)
+        need_mib = int(model_bytes * MEMORY_HEADROOM / 2**20)
+        if total_mib < need_mib:
+            checks.append(Check("gpu_memory", "failed",
+                                f"{len(used_gpus)} GPU(s) hold {total_mib / 1024:.0f} GiB; the checkpoint "
+                                f"({model_bytes / 2**30:.0f} GiB) needs at least {need_mib / 1024:.0f} GiB"))
+        else:
+            checks.append(Check("gpu_memory", "ok", f"{total_mib / 1024:.0f} GiB on {len(used_gpus)} GPU(s) for a "
+                                                    f"{model_bytes / 2**30:.0f} GiB checkpoint"))
+        busy = [g for g in used_gpus if g.memory_used_mib and g.memory_total_mib
+                and g.memory_used_mib > 0.05 * g.memory_total_mib]
+        if busy:
+            checks.append(Check("gpu_memory_in_use", "warning",
+                                f"GPU {busy[0].index} already has {busy[0].memory_used_mib} MiB in use: another "
+                                f"process may be on it, and the KV cache will be smaller"))
+    return checks
+
+
+def is_image_file(image: str) -> bool:
+    """A path to a squashfs file (pyxis also accepts registry URIs, which it pulls itself)."""
+    return image.startswith("/") or image.startswith("./") or image.endswith(".sqsh")
+
+
+def check_image(image: str, runtime: str) -> Check:
+    if runtime != "pyxis":
+        return Check("image", "skipped", f"runtime {runtime}: no image file to check")
+    if not is_image_file(image):
+        return Check("image", "skipped", f"{image} is a registry URI: pyxis pulls it at start")
+    path = Path(image)
+    if not path.is_file():
+        return Check("image", "failed", f"container image {image} does not exist: run setup (llmb-run setup -w "
+                                        f"inference_deepseek-r1) or set RUN_CONF_IMAGE")
+    if not os.access(path, os.R_OK):
+        return Check("image", "failed", f"container image {image} is not readable by this user")
+    return Check("image", "ok", f"{image} ({path.stat().st_size / 2**30:.1f} GiB)")
