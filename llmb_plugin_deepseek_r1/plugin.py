@@ -34,6 +34,33 @@ class DeepSeekR1Workload:
 
         return build_job_plans(resolve_run_specs(request, self.metadata), request)
 
+    def setup(self, argv: list[str], context: Any) -> int:
+        """`llmb-run setup -w inference_deepseek-r1 [-- options]`: the installer's setup steps."""
+        from .setup_steps import main as setup_main
+
+        return setup_main(argv, context=context)
+
+    def verify(self, argv: list[str], context: Any) -> int:
+        """`llmb-run verify -w inference_deepseek-r1 [-- DIR --full ...]`: the weight check (default: the
+        workload's model folder)."""
+        from .weights import main as verify_main
+
+        if not argv or argv[0].startswith("-"):
+            argv = [str(context.install_dir / "workloads" / WORKLOAD_KEY / "DeepSeek-R1-FP4"), *argv]
+        return verify_main(argv)
+
+    def results(self, argv: list[str], context: Any) -> int:
+        """`llmb-run results [-w inference_deepseek-r1] [-- options]`: the results table."""
+        from .results import main as results_main
+
+        return results_main(argv, context=context)
+
+    def archive(self, argv: list[str], context: Any) -> int:
+        """`llmb-run archive [-w inference_deepseek-r1]`: pack experiments to share."""
+        from .results import main_archive
+
+        return main_archive(argv, context=context)
+
 
 @hookimpl
 def llmb_register_workloads(register: Callable[[Any], None]) -> None:

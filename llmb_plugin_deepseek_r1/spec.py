@@ -21,7 +21,7 @@ KNOB_NAMES = (
     "USE_CASES", "MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY",
     "TP", "EP", "PP", "STREAMING", "MODE", "SBATCH_TIMELIMIT", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
     "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
-    "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV",
+    "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "BENCH_TIMEOUT", "HANG_GRACE", "SWEEP_FILE",
 )
 
 _INT_KNOBS = {"MAX_NUM_TOKENS": "max_num_tokens", "MAX_BATCH_SIZE": "max_batch_size",
@@ -66,6 +66,8 @@ class RunSpec:
     partition: str | None = None
     gpus_per_node: int | None = None
     container_env: tuple[str, ...] = ()
+    bench_timeout_s: int | None = None
+    hang_grace_s: int = 60
     knobs: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -175,9 +177,63 @@ def _set(env: Mapping[str, str], name: str) -> str | None:
     return None if value is None or value.strip() == "" else value
 
 
+SWEEPABLE = ("MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY", "TP", "EP",
+             "PP", "STREAMING")
+
+
+def _sweep_file_values(path_text: str) -> dict[str, list[str]]:
+    import yaml
+
+    path = Path(path_text)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValidationError(f"SWEEP_FILE={path_text!r} cannot be read: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"SWEEP_FILE={path_text!r} must map knob names to lists of values")
+    values: dict[str, list[str]] = {}
+    for key, items in data.items():
+        if key not in SWEEPABLE:
+            raise ValidationError(f"SWEEP_FILE key {key!r} is not valid: expected one of {', '.join(SWEEPABLE)}")
+        items = items if isinstance(items, list) else [items]
+        if not items:
+            raise ValidationError(f"SWEEP_FILE key {key!r} has no values")
+        values[key] = [str(v).lower() if isinstance(v, bool) else str(v) for v in items]
+    return values
+
+
+def expand_sweep(env: Mapping[str, str]) -> list[dict[str, str]]:
+    """Comma-separated values in sweepable knobs (MAX_BATCH_SIZE=128,256) and SWEEP_FILE -> one environment per
+    point of the Cartesian product (a knob in the environment wins over the same knob in the file)."""
+    import itertools
+
+    axes: dict[str, list[str]] = _sweep_file_values(env["SWEEP_FILE"]) if _set(env, "SWEEP_FILE") else {}
+    for var in SWEEPABLE:
+        if _set(env, var):
+            values = [v.strip() for v in env[var].split(",")]
+            if any(v == "" for v in values):
+                raise ValidationError(f"{var}={env[var]!r} is not valid: an empty value in the comma-separated list")
+            axes[var] = values
+    names = list(axes)
+    points = []
+    for combo in itertools.product(*(axes[n] for n in names)):
+        point = dict(env)
+        point.update(zip(names, combo))
+        points.append(point)
+    return points
+
+
 def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[RunSpec]:
+    """One RunSpec per use case and sweep point, all validated before anything is submitted."""
+    points = expand_sweep(request.env)
+    specs: list[RunSpec] = []
+    for point in points:
+        specs.extend(_resolve_point(request, metadata, point))
+    return specs
+
+
+def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mapping[str, str]) -> list[RunSpec]:
     """One RunSpec per requested use case: table row -> MODE overrides -> knobs set in the environment."""
-    env = request.env
     table: Mapping[str, Any] = metadata["use_cases"]
     workload_dir = request.install_dir / "workloads" / WORKLOAD_KEY
     use_cases = parse_use_cases(_set(env, "USE_CASES"), table)
@@ -206,12 +262,17 @@ def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[
     oom_retries = 0
     if _set(env, "OOM_RETRIES"):
         oom_retries = 0 if env["OOM_RETRIES"].strip() == "0" else knobs.positive_int("OOM_RETRIES", env["OOM_RETRIES"])
+    bench_timeout = knobs.positive_int("BENCH_TIMEOUT", env["BENCH_TIMEOUT"]) if _set(env, "BENCH_TIMEOUT") else None
+    hang_grace = knobs.positive_int("HANG_GRACE", env["HANG_GRACE"]) if _set(env, "HANG_GRACE") else 60
     container_env = tuple(knobs.env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split())
     model_dir = _absolute_path("MODEL_PATH", env["MODEL_PATH"]) if _set(env, "MODEL_PATH") else \
         workload_dir / str((metadata.get("setup") or {}).get("weights", {}).get("folder", "DeepSeek-R1-FP4"))
     image, version = resolve_image(env, request.install_dir, metadata)
     gpus_hw = int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))
     knobs_set = {k: env[k] for k in KNOB_NAMES if k in env and not is_secret_name(k)}
+    if _set(request.env, "SWEEP_FILE") or any("," in request.env.get(k, "") for k in SWEEPABLE):
+        knobs_set["SWEEP"] = ",".join(f"{k}={request.env[k]}" for k in SWEEPABLE if k in request.env) \
+            or request.env.get("SWEEP_FILE", "")
 
     specs = []
     for uc in use_cases:
@@ -230,7 +291,8 @@ def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[
             gpu_type=request.gpu_type, gpus_per_node_hw=gpus_hw, install_dir=request.install_dir,
             workload_dir=workload_dir, model_dir=model_dir, image=image, trtllm_version=version, runtime=runtime,
             mpi_type=mpi_type, weight_check=weight_check, oom_retries=oom_retries, account=account,
-            partition=partition, gpus_per_node=gpus_per_node, container_env=container_env, knobs=knobs_set,
+            partition=partition, gpus_per_node=gpus_per_node, container_env=container_env,
+            bench_timeout_s=bench_timeout, hang_grace_s=hang_grace, knobs=knobs_set,
         )
         check_spec(spec)
         specs.append(spec)

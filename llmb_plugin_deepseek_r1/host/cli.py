@@ -170,7 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         needs_plugins = not argv or argv[0] not in ("--help", "-h")
         parser = build_parser(_registry() if needs_plugins else None)
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            if not getattr(args, "passthrough", False):
+                parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+            args.rest = list(args.rest) + unknown
         return int(args.handler(args) or 0)
     except LlmbError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -180,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception:  # an unexpected failure is a system error (2), never mistaken for bad input (1)
+        import traceback
+
+        traceback.print_exc()
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,201 @@
+"""Submission through submitit: Slurm when sbatch is reachable, else this machine; job arrays; records.
+
+Jobs whose Slurm parameters match apart from time limit and name go in one job array (one sbatch call); the
+array is submitted with the longest limit and each task is then given its own limit and name with
+`scontrol update` (lowering a limit is always allowed), so Slurm enforces every use case's own time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from . import records
+from .contract import JobPlan, RunRequest
+from .errors import HostError, ValidationError
+from .render import redact_env
+
+EXECUTORS = ("slurm", "local")
+
+
+def choose_executor(requested: str | None, env: Mapping[str, str]) -> str:
+    """Slurm when sbatch is reachable, else local; --executor or LLMB_EXECUTOR forces either."""
+    choice = (requested or env.get("LLMB_EXECUTOR") or "auto").lower()
+    if choice == "auto":
+        return "slurm" if shutil.which("sbatch", path=env.get("PATH")) else "local"
+    if choice not in EXECUTORS:
+        raise ValidationError(f"LLMB_EXECUTOR={choice!r} is not valid: expected auto, slurm or local")
+    if choice == "slurm" and not shutil.which("sbatch", path=env.get("PATH")):
+        raise HostError("the Slurm executor was asked for but sbatch is not on PATH")
+    return choice
+
+
+def refuse_nested(env: Mapping[str, str], allow: bool) -> None:
+    if env.get("SLURM_JOB_ID") and not allow:
+        raise ValidationError(f"refusing to submit from inside a Slurm allocation (SLURM_JOB_ID="
+                              f"{env['SLURM_JOB_ID']}): run from a login node, or pass --allow-nested")
+
+
+def _array_key(plan: JobPlan) -> tuple[Any, ...]:
+    s = plan.slurm
+    return (s.nodes, s.ntasks_per_node, s.partition, s.account, s.gpus_per_node, s.exclusive,
+            tuple(sorted(s.additional.items())))
+
+
+def group_for_arrays(plans: Sequence[JobPlan]) -> list[list[int]]:
+    """Indices of plans that can share one sbatch call (same parameters but time limit and job name)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, plan in enumerate(plans):
+        groups.setdefault(_array_key(plan), []).append(index)
+    return list(groups.values())
+
+
+def common_name(names: Sequence[str]) -> str:
+    prefix = os.path.commonprefix(list(names)).rstrip("_-")
+    return prefix or names[0]
+
+
+def slurm_parameters(plans: Sequence[JobPlan]) -> dict[str, Any]:
+    """submitit SlurmExecutor parameters for a group of plans (the body runs once, without srun)."""
+    first = plans[0].slurm
+    params: dict[str, Any] = {
+        "job_name": common_name([p.slurm.job_name for p in plans]),
+        "nodes": first.nodes,
+        "ntasks_per_node": first.ntasks_per_node,
+        "time": max(p.slurm.time_min for p in plans),
+        "exclusive": first.exclusive,
+        "use_srun": False,
+        "signal_delay_s": 60,
+    }
+    for key, value in (("partition", first.partition), ("account", first.account),
+                       ("gpus_per_node", first.gpus_per_node)):
+        if value is not None:
+            params[key] = value
+    if first.additional:
+        params["additional_parameters"] = dict(first.additional)
+    return params
+
+
+@dataclass
+class Submitted:
+    job_id: str
+    plan: JobPlan
+    executor: str
+    folder: Path
+
+
+def _sbatch_env(plan: JobPlan) -> dict[str, str]:
+    """The environment submitit's sbatch call (and so the job) sees: the resolved one of this invocation."""
+    env = dict(plan.env)
+    for var in ("SBATCH_TIMELIMIT", "SBATCH_JOB_NAME", "SBATCH_ARRAY_INX"):  # our own flags must win
+        env.pop(var, None)
+    return env
+
+
+def _retarget_tasks(jobs: Sequence[Any], plans: Sequence[JobPlan], array_time: int) -> list[str]:
+    """Give each array task its own time limit and name; returns warnings for updates that failed."""
+    warnings = []
+    for job, plan in zip(jobs, plans):
+        changes = []
+        if plan.slurm.time_min != array_time:
+            changes.append(f"TimeLimit={plan.slurm.time_min}")
+        changes.append(f"JobName={plan.slurm.job_name}")
+        done = subprocess.run(["scontrol", "update", f"JobId={job.job_id}", *changes], capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            warnings.append(f"scontrol update {job.job_id} {' '.join(changes)} failed: {done.stderr.strip()}")
+    return warnings
+
+
+def submit_plans(plans: Sequence[JobPlan], request: RunRequest, executor_name: str) -> tuple[list[Submitted],
+                                                                                           list[str]]:
+    """Submit every plan; returns the submitted jobs (in plan order) and warnings."""
+    import submitit
+
+    folder = records.workload_dir(request.install_dir, request.workload) / records.SUBMITIT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    submitted: list[Submitted | None] = [None] * len(plans)
+    warnings: list[str] = []
+    saved = dict(os.environ)
+    try:
+        for group in group_for_arrays(plans):
+            group_plans = [plans[i] for i in group]
+            os.environ.clear()
+            os.environ.update(_sbatch_env(group_plans[0]))
+            if executor_name == "slurm":
+                executor = submitit.SlurmExecutor(folder=folder / "%j", python=sys.executable)
+                params = slurm_parameters(group_plans)
+                executor.update_parameters(**params)
+            else:
+                executor = submitit.LocalExecutor(folder=folder / "%j")
+                executor.update_parameters(timeout_min=max(p.slurm.time_min for p in group_plans))
+            if len(group_plans) == 1:
+                jobs = [executor.submit(group_plans[0].body, *group_plans[0].body_args)]
+            else:
+                with executor.batch():
+                    jobs = [executor.submit(p.body, *p.body_args) for p in group_plans]
+                if executor_name == "slurm":
+                    warnings += _retarget_tasks(jobs, group_plans, params["time"])
+            for index, job in zip(group, jobs):
+                submitted[index] = Submitted(str(job.job_id), plans[index], executor_name, folder / str(job.job_id))
+    except Exception as exc:
+        if isinstance(exc, (HostError, ValidationError)):
+            raise
+        raise HostError(f"submission failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return [s for s in submitted if s is not None], warnings
+
+
+def write_records(submitted: Sequence[Submitted], request: RunRequest, argv: Sequence[str]) -> Path:
+    """One record per job id (found again from any shell by `llmb-run jobs`), plus one per submission."""
+    wdir = records.workload_dir(request.install_dir, request.workload)
+    now = time.time()
+    common = {"workload": request.workload, "model_size": request.model_size, "dtype": request.dtype,
+              "scale": request.scale, "gpu_type": request.gpu_type, "submitted": now,
+              "command_line": shlex.join(["llmb-run", *argv]), "job_ids": [s.job_id for s in submitted]}
+    for item in submitted:
+        records.write_json_atomic(wdir / records.SUBMITTED_DIR / f"{item.job_id}.json", {
+            **common, "job_id": item.job_id, "executor": item.executor, "submitit_folder": str(item.folder),
+            "plan": item.plan.to_dict(), "knobs": dict(item.plan.record.get("knobs", {})),
+            "environment": {k: v for k, v in redact_env(item.plan.env).items()
+                            if k.startswith(("SBATCH_", "LLMB_", "SLURM_MPI"))},
+        })
+    return wdir / records.SUBMITTED_DIR
+
+
+def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], args: argparse.Namespace) -> int:
+    """`llmb-run single` without --dry-run: submit, record, print the job ids (and wait when asked)."""
+    refuse_nested(request.env, args.allow_nested)
+    executor = choose_executor(args.executor, request.env)
+    submitted, warnings = submit_plans(plans, request, executor)
+    where = write_records(submitted, request, sys.argv[1:])
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    from . import tracking
+
+    job_ids = [s.job_id for s in submitted]
+    if args.json:
+        import json
+
+        document: dict[str, Any] = {"executor": executor, "jobs": [
+            {"job_id": s.job_id, "name": s.plan.name, "use_cases": [u.get("name") for u in s.plan.use_cases]}
+            for s in submitted]}
+        if args.wait:
+            document["outcomes"] = tracking.wait_all(request.install_dir, job_ids)
+        print(json.dumps(document, indent=2))
+        return 0 if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) else 1
+    print(f"Submitted {len(submitted)} job(s) with the {executor} executor (records in {where}):")
+    for s in submitted:
+        print(f"  {s.job_id}  {s.plan.name}  time limit {s.plan.slurm.time_min} min")
+    sys.stdout.flush()
+    return tracking.wait_and_summarise(request.install_dir, job_ids) if args.wait else 0

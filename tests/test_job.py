@@ -1,0 +1,172 @@
+"""The job body end to end on this machine (runtime `none`, no Slurm), with the STAND-IN trtllm-bench
+(tests/fake_trtllm): TensorRT-LLM cannot run here. Every step: preflight, weights, dataset, YAML, run, collect,
+verdict, OOM retry, hang and timeout handling, never overwriting."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jobkit import job_environ, load, result_files, specs_for
+from llmb_plugin_deepseek_r1.job import JobFailed, benchmark_environment, run_job
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def run(install: Path, expect_failure: bool = False, **extra: str) -> tuple[dict, dict]:
+    environ = job_environ(install, **extra)
+    specs = specs_for(environ)
+    if expect_failure:
+        with pytest.raises(JobFailed):
+            run_job(specs, environ)
+    else:
+        run_job(specs, environ)
+    [path] = result_files(install)
+    return load(path), environ
+
+
+def test_valid_run_writes_result_logs_yaml_and_status(tmp_path):
+    doc, env = run(tmp_path)
+    assert doc["verdict"] == {"status": "VALID", "reasons": [], "classification": None, "remedy": None,
+                              "failure_line": None}
+    assert doc["job_id"] == "4242" and doc["use_case"] == "chat"
+    assert doc["asked"]["isl"] == 64 and doc["asked"]["num_requests"] == 20
+    measured = doc["measured"]
+    assert measured["request_details"]["num_requests"] == 20
+    assert measured["request_details"]["avg_input_len"] == pytest.approx(64)
+    assert measured["request_details"]["avg_output_len"] == pytest.approx(32)
+    metrics = measured["metrics"]
+    assert measured["headline"]["output_tok_s_gpu"] == pytest.approx(metrics["total_output_throughput_tok_s"] / 4,
+                                                                     rel=1e-3)
+    assert measured["headline"]["total_tok_s_gpu"] == pytest.approx(metrics["total_token_throughput_tok_s"] / 4)
+    assert "avg_ttft_ms" in metrics and "Per GPU" in measured["definitions"]["output_tok_s_gpu"]
+    result_dir = tmp_path / "workloads/inference_deepseek-r1/experiments/DeepSeek-R1_TP4_EP4_PP1_CON-1_chat"
+    stem = result_dir / "DeepSeek-R1_TP4_EP4_PP1_CON-1_chat_streaming-on_4242"
+    assert "PERFORMANCE OVERVIEW" in Path(f"{stem}.out").read_text()
+    written_yaml = yaml.safe_load(Path(f"{stem}.config.yml").read_text())
+    assert written_yaml == doc["attempts"][0]["extra_llm_api_options"]
+    assert written_yaml["cuda_graph_batch_sizes"] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 384]
+    prov = doc["provenance"]
+    assert prov["knobs"]["USE_CASES"] == "chat:64/32" and prov["knobs"]["NUM_REQUESTS"] == "20"
+    assert prov["trtllm_version_reported"] == "1.0.0rc1" and len(prov["dataset"]["sha256"]) == 64
+    assert [c["status"] for c in prov["preflight"] if c["name"] == "gpus"] == ["skipped"]
+    status = load(tmp_path / "workloads/inference_deepseek-r1/experiments/.llmb/jobs/4242.json")
+    assert status["state"] == "COMPLETED" and status["results"][0]["verdict"] == "VALID"
+    dataset = tmp_path / "workloads/inference_deepseek-r1/dataset_chat_64_32.txt"
+    assert len(dataset.read_text().splitlines()) == 20
+
+
+def test_streaming_off_has_no_ttft(tmp_path):
+    doc, _ = run(tmp_path, STREAMING="false")
+    assert doc["verdict"]["status"] == "VALID"
+    assert "avg_ttft_ms" not in doc["measured"]["metrics"] and "avg_tpot_ms" not in doc["measured"]["metrics"]
+    assert result_files(tmp_path)[0].name.endswith("_streaming-off_4242.json")
+
+
+def test_old_label_generation_is_parsed(tmp_path):
+    doc, _ = run(tmp_path, FAKE_TRTLLM_LABELS="old", STREAMING="false")
+    assert doc["verdict"]["status"] == "VALID"
+    assert doc["measured"]["headline"]["output_tok_s_gpu"] > 0
+
+
+@pytest.mark.parametrize("fail, classification", [("startup_oom", "oom"), ("runtime_oom", "oom"),
+                                                  ("nccl", "nccl"), ("no_report", "unknown")])
+def test_failures_are_classified_and_logs_kept(tmp_path, fail, classification):
+    doc, _ = run(tmp_path, expect_failure=True, FAKE_TRTLLM_FAIL=fail)
+    assert doc["verdict"]["status"] == "FAILED" and doc["verdict"]["classification"] == classification
+    assert doc["measured"] is None
+    if classification == "oom":
+        assert "KV_CACHE_FRACTION" in doc["verdict"]["remedy"]
+    assert Path(doc["files"]["stdout"]).exists() and Path(doc["files"]["stderr"]).exists()
+    status = load(tmp_path / "workloads/inference_deepseek-r1/experiments/.llmb/jobs/4242.json")
+    assert status["state"] == "FAILED"
+
+
+def test_short_run_is_invalid(tmp_path):
+    doc, _ = run(tmp_path, FAKE_TRTLLM_FAIL="short")
+    assert doc["verdict"]["status"] == "INVALID"
+    assert any("completed requests" in r and "!= asked 20" in r for r in doc["verdict"]["reasons"])
+
+
+def test_oom_retry_lowers_kv_fraction_in_the_same_job(tmp_path):
+    doc, _ = run(tmp_path, OOM_RETRIES="3", FAKE_TRTLLM_OOM_ABOVE_KV="0.72")
+    fractions = [a["kv_cache_free_gpu_mem_fraction"] for a in doc["attempts"]]
+    assert fractions == [0.8, 0.75, 0.7]
+    assert [a["verdict"]["classification"] for a in doc["attempts"]] == ["oom", "oom", None]
+    assert doc["verdict"]["status"] == "VALID" and doc["effective"]["kv_cache_free_gpu_mem_fraction"] == 0.7
+    assert doc["attempts"][2]["stdout"].endswith("_4242_try3.out")
+    assert doc["attempts"][2]["command"][doc["attempts"][2]["command"].index("--kv_cache_free_gpu_mem_fraction")
+                                         + 1] == "0.7"
+
+
+def test_oom_retries_exhausted_fails(tmp_path):
+    doc, _ = run(tmp_path, expect_failure=True, OOM_RETRIES="1", FAKE_TRTLLM_OOM_ABOVE_KV="0.5")
+    assert len(doc["attempts"]) == 2 and doc["verdict"]["classification"] == "oom"
+
+
+def test_rank_crash_hang_is_killed(tmp_path):
+    doc, _ = run(tmp_path, expect_failure=True, FAKE_TRTLLM_FAIL="rank_crash_hang", HANG_GRACE="1")
+    outcome = doc["attempts"][0]["outcome"]
+    assert outcome["killed_after_rank_died"] is True and outcome["seconds"] < 30
+    assert doc["verdict"]["classification"] == "rank_crash"
+
+
+def test_wall_clock_limit_kills_the_group(tmp_path):
+    doc, _ = run(tmp_path, expect_failure=True, FAKE_TRTLLM_DELAY="60", BENCH_TIMEOUT="2")
+    assert doc["verdict"]["classification"] == "timeout"
+    assert doc["attempts"][0]["outcome"]["timed_out"] is True and doc["attempts"][0]["outcome"]["seconds"] < 30
+
+
+def test_gpu_preflight_failure_stops_before_the_benchmark(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\ntail -n +2 {FIXTURES / 'gpu' / 'h100-query-gpu.csv'}\n")
+    smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
+    environ = job_environ(tmp_path)
+    environ["PATH"] = f"{bin_dir}:{environ['PATH']}"
+    with pytest.raises(JobFailed):
+        run_job(specs_for(environ), environ)
+    [path] = result_files(tmp_path)
+    doc = load(path)
+    assert doc["verdict"]["classification"] == "preflight_error"
+    assert "found NVIDIA H100 80GB HBM3 (compute capability 9.0)" in json.dumps(doc["provenance"]["preflight"])
+    assert doc["attempts"] == [] and not list(path.parent.glob("*.config.yml"))
+    assert "compute capability 9.0" in Path(doc["files"]["stderr"]).read_text()
+
+
+def test_existing_results_are_never_overwritten(tmp_path):
+    first, env = run(tmp_path)
+    before = {p: p.read_bytes() for p in result_files(tmp_path)[0].parent.iterdir()}
+    with pytest.raises(JobFailed):
+        run_job(specs_for(env), env)
+    after = {p: p.read_bytes() for p in before}
+    assert after == before
+    status = load(tmp_path / "workloads/inference_deepseek-r1/experiments/.llmb/jobs/4242.json")
+    assert status["results"][0]["classification"] == "launch_error"
+
+
+def test_one_allocation_runs_each_use_case_and_stops_at_first_failure(tmp_path):
+    environ = job_environ(tmp_path, USE_CASES="chat:64/32 reasoning:48/16")
+    summary = run_job(specs_for(environ), environ)
+    assert [r["use_case"] for r in summary["results"]] == ["chat", "reasoning"]
+    assert all(r["verdict"] == "VALID" for r in summary["results"])
+    environ = job_environ(tmp_path, USE_CASES="chat:64/32 reasoning:48/16", LLMB_JOB_ID="4343",
+                          FAKE_TRTLLM_FAIL="nccl")
+    with pytest.raises(JobFailed):
+        run_job(specs_for(environ), environ)
+    status = load(tmp_path / "workloads/inference_deepseek-r1/experiments/.llmb/jobs/4343.json")
+    assert status["not_run"] == ["reasoning"]
+
+
+def test_secrets_stay_out_of_the_benchmark_and_results(tmp_path):
+    env = {"HF_TOKEN": "hf_secret_value_123", "PATH": "/bin", "NGC_API_KEY": "k" * 12, "MAX_NUM_TOKENS": "5"}
+    assert benchmark_environment(env, ()) == {"PATH": "/bin", "MAX_NUM_TOKENS": "5"}
+    assert benchmark_environment(env, ("HF_TOKEN",))["HF_TOKEN"] == "hf_secret_value_123"
+    doc, _ = run(tmp_path, HF_TOKEN="hf_secret_value_123")
+    text = "".join(p.read_text() for p in result_files(tmp_path)[0].parent.iterdir())
+    assert "hf_secret_value_123" not in text and doc["verdict"]["status"] == "VALID"
