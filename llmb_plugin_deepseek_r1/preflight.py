@@ -76,9 +76,11 @@ def parse_nvidia_smi_csv(text: str) -> list[Gpu]:
     return gpus
 
 
-def query_gpus(nvidia_smi: str | None = None, timeout_s: float = 60.0) -> tuple[list[Gpu] | None, str]:
-    """(GPUs, how they were found) via nvidia-smi; (None, reason) when it cannot run."""
-    exe = nvidia_smi or shutil.which("nvidia-smi")
+def query_gpus(nvidia_smi: str | None = None, timeout_s: float = 60.0,
+               search_path: str | None = None) -> tuple[list[Gpu] | None, str]:
+    """(GPUs, how they were found) via nvidia-smi (looked up on ``search_path``, default $PATH); (None, reason)
+    when it cannot run."""
+    exe = nvidia_smi or shutil.which("nvidia-smi", path=search_path)
     if not exe:
         return None, "nvidia-smi not found on this node"
     argv = [exe, f"--query-gpu={','.join(QUERY_FIELDS)}", "--format=csv,noheader,nounits"]
