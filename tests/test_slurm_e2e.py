@@ -134,19 +134,3 @@ def test_launch_sh_direct_method(slurm_cluster, tmp_path):
     result = load(tmp_path / "workloads/inference_deepseek-r1/experiments/DeepSeek-R1_TP4_EP4_PP1_CON-1_chat" /
                   f"DeepSeek-R1_TP4_EP4_PP1_CON-1_chat_streaming-on_{job_id}.json")
     assert result["verdict"]["status"] == "VALID" and "[llmb] chat job" in log
-
-
-def test_refuses_to_submit_from_inside_an_allocation(tmp_path):
-    env = job_environ(tmp_path, SLURM_JOB_ID="99")
-    done = llmb(env, *RUN_ARGS)
-    assert done.returncode == 1 and "refusing to submit from inside a Slurm allocation" in done.stderr
-
-
-def test_local_executor_when_no_sbatch(tmp_path):
-    env = job_environ(tmp_path)
-    env.pop("LLMB_JOB_ID")
-    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
-                                  if not (Path(p) / "sbatch").exists())
-    done = llmb(env, *RUN_ARGS, "--wait")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "with the local executor" in done.stdout and "chat: VALID" in done.stdout
