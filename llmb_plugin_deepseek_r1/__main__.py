@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "parse-log": ("llmb_plugin_deepseek_r1.report", "parse a trtllm-bench output file"),
     "launch": ("llmb_plugin_deepseek_r1.launch", "run the benchmark job body for $USE_CASES (launch.sh)"),
     "setup": ("llmb_plugin_deepseek_r1.setup_steps", "prepare weights, image and datasets (setup.sh)"),
+    "results": ("llmb_plugin_deepseek_r1.results", "one table of all runs, compared with references"),
+    "archive": ("llmb_plugin_deepseek_r1.results", "pack experiments (logs, results, YAML) into one file"),
 }
 
 

@@ -170,11 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         needs_plugins = not argv or argv[0] not in ("--help", "-h")
         parser = build_parser(_registry() if needs_plugins else None)
-        args, unknown = parser.parse_known_args(argv)
-        if unknown:
-            if not getattr(args, "passthrough", False):
-                parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-            args.rest = list(args.rest) + unknown
+        from .extra_commands import DELEGATED, split_delegated
+
+        if argv and argv[0] in DELEGATED:  # the workload parses its own options, in their original order
+            args = split_delegated(argv)
+        else:
+            args = parser.parse_args(argv)
         return int(args.handler(args) or 0)
     except LlmbError as exc:
         print(f"error: {exc}", file=sys.stderr)

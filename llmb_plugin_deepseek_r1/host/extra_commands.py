@@ -88,6 +88,28 @@ def _print_log(install: Path, record: dict, args: argparse.Namespace) -> int:
         time.sleep(1.0)
 
 
+DELEGATED = ("setup", "verify", "results", "archive")
+
+
+def split_delegated(argv: list[str]) -> argparse.Namespace:
+    """`llmb-run COMMAND [-w W] OPTIONS...`: take -w/--workload out, keep every other word in order."""
+    workload = None
+    rest: list[str] = []
+    words = iter(argv[1:])
+    for word in words:
+        if word in ("-w", "--workload"):
+            workload = next(words, None)
+            if workload is None:
+                raise ValidationError(f"llmb-run {argv[0]}: {word} needs a workload key")
+        elif word.startswith("--workload="):
+            workload = word.split("=", 1)[1]
+        else:
+            rest.append(word)
+    method = argv[0]
+    return argparse.Namespace(command=method, workload=workload, rest=rest,
+                              handler=lambda args: _delegate(method, args))
+
+
 def _delegate(method: str, args: argparse.Namespace) -> int:
     """Hand a command to the workload's optional method ``method(argv, context) -> int``."""
     from .cli import _registry
@@ -119,7 +141,7 @@ def add_host_commands(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(method, help=help_text)
         p.add_argument("-w", "--workload", help="workload key (optional when only one workload offers this)")
         p.add_argument("rest", nargs=argparse.REMAINDER, help="options for the workload's own command")
-        p.set_defaults(handler=lambda args, _m=method: _delegate(_m, args), passthrough=True)
+        p.set_defaults(handler=lambda args, _m=method: _delegate(_m, args))
 
     p = sub.add_parser("jobs", help="list, show, follow, wait for or cancel submitted jobs")
     p.add_argument("action", choices=("list", "show", "log", "wait", "cancel"))

@@ -1,0 +1,193 @@
+"""Result files -> flat run records, `--since` parsing and published reference points (no pandas here).
+
+A run record is one result JSON flattened into the keys the table needs: the asked settings, the verdict, the
+headline metrics and when it finished. Unreadable files are reported, never fatal: one bad file must not hide
+every other result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+SCHEMA = 1
+METRICS = ("output_tok_s_gpu", "total_tok_s_gpu", "output_tok_s_user", "avg_ttft_ms", "avg_tpot_ms",
+           "request_throughput_req_s")
+# Asked settings in display order; use_case/isl/osl are always shown, time_limit_min never identifies a setting.
+SETTING_KEYS = ("use_case", "isl", "osl", "max_batch_size", "max_num_tokens", "kv_cache_free_gpu_mem_fraction",
+                "concurrency", "num_requests", "tp", "ep", "pp", "streaming", "mode", "attention_dp", "model_size",
+                "dtype", "scale", "gpu_type")
+NOT_A_SETTING = ("time_limit_min",)
+REFERENCE_KEYS = ("id", "value", "metric", "definition", "gpu_type", "scale", "dtype", "isl", "osl", "hardware",
+                  "trtllm_version", "source")
+MATCH_KEYS = ("gpu_type", "scale", "dtype", "isl", "osl")
+
+# <result_name>_streaming-<on|off>_<jobid>.json; attempts (`_try2`) and `.report.json` files are not results.
+RESULT_NAME = re.compile(r"^(?P<stem>.+_streaming-(?:on|off))_(?P<job>[^.]+)\.json$")
+_TRY = re.compile(r"_try\d+$")
+_RELATIVE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>[mhdw])$")
+_UNIT_S = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+class ResultsError(ValueError):
+    """Bad input to `llmb-run results`/`archive`: the message is one line naming the value and what is accepted."""
+
+
+@dataclass
+class LoadedRuns:
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def is_result_file(path: Path) -> bool:
+    match = RESULT_NAME.match(path.name)
+    return match is not None and not _TRY.search(match.group("job"))
+
+
+def find_result_files(experiments: Path) -> list[Path]:
+    """Result JSON files one level below ``experiments`` (hidden folders such as ``.llmb`` are skipped)."""
+    if not experiments.is_dir():
+        return []
+    return sorted(p for folder in experiments.iterdir() if folder.is_dir() and not folder.name.startswith(".")
+                  for p in folder.iterdir() if p.is_file() and is_result_file(p))
+
+
+def settings_key(asked: Mapping[str, Any]) -> str:
+    """Identity of "the same settings": every asked key except the time limit, canonically serialised."""
+    return json.dumps({k: v for k, v in asked.items() if k not in NOT_A_SETTING}, sort_keys=True, default=str)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def run_record(document: Mapping[str, Any], path: Path, mtime: float) -> dict[str, Any]:
+    """Flatten one result document; raises ValueError naming what is missing."""
+    if document.get("schema") != SCHEMA:
+        raise ValueError(f"unsupported schema {document.get('schema')!r} (this version reads {SCHEMA})")
+    asked, verdict = document.get("asked"), document.get("verdict")
+    if not isinstance(asked, dict) or not isinstance(verdict, dict) or "status" not in verdict:
+        raise ValueError("no 'asked' settings or no 'verdict'")
+    provenance = document.get("provenance") or {}
+    measured = document.get("measured") or {}
+    headline = measured.get("headline") or {}
+    effective = document.get("effective") or {}
+    record: dict[str, Any] = {key: asked.get(key) for key in SETTING_KEYS}
+    record.update({k: v for k, v in asked.items() if k not in record})
+    finished = _number(provenance.get("finished")) or _number(provenance.get("started")) or mtime
+    record.update(
+        job_id=str(document.get("job_id") or provenance.get("job_id") or "?"),
+        status=str(verdict["status"]), classification=verdict.get("classification"),
+        reasons=list(verdict.get("reasons") or []), remedy=verdict.get("remedy"),
+        started=_number(provenance.get("started")), finished=finished,
+        trtllm_version=provenance.get("trtllm_version_reported") or provenance.get("trtllm_version_expected"),
+        effective_changes={k: v for k, v in effective.items() if k in asked and asked[k] != v},
+        settings_key=settings_key(asked), files=[str(path)],
+    )
+    for metric in METRICS:
+        record[metric] = _number(headline.get(metric)) if record["status"] != "FAILED" else None
+    return record
+
+
+def load_runs(experiments: Path) -> LoadedRuns:
+    """Every readable result file under ``experiments`` as a run record; the others with the reason."""
+    loaded = LoadedRuns()
+    for path in find_result_files(experiments):
+        try:
+            document = json.loads(path.read_text())
+            if not isinstance(document, dict):
+                raise ValueError("not a JSON object")
+            loaded.runs.append(run_record(document, path, path.stat().st_mtime))
+        except (OSError, ValueError) as exc:
+            loaded.skipped.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+    return loaded
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, overwrite: bool) -> Path:
+    """Let ``write`` fill a temporary file next to ``path``, then move it into place.
+
+    Without ``overwrite`` an existing file is never replaced (FileExistsError) - os.link fails instead of
+    clobbering, so two writers cannot both win.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``--since``: an ISO date or date-time (local time) or a relative age (30m, 12h, 7d, 2w) -> unix time."""
+    now = time.time() if now is None else now
+    value = text.strip()
+    match = _RELATIVE.match(value.lower())
+    if match:
+        return now - float(match.group("n")) * _UNIT_S[match.group("unit")]
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise ResultsError(f"--since {text!r}: use an ISO date (2026-11-20), an ISO date-time (2026-11-20T08:00) "
+                           f"or an age such as 30m, 12h, 7d or 2w") from None
+
+
+def validate_references(entries: Any) -> list[dict[str, Any]]:
+    """workload.yaml's ``references`` list, checked: a malformed entry is an error naming it and the key."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ResultsError(f"workload.yaml references: expected a list, got {type(entries).__name__}")
+    out = []
+    for index, entry in enumerate(entries):
+        name = entry.get("id", f"#{index + 1}") if isinstance(entry, dict) else f"#{index + 1}"
+        if not isinstance(entry, dict):
+            raise ResultsError(f"workload.yaml reference {name}: expected a mapping")
+        missing = [k for k in REFERENCE_KEYS if entry.get(k) in (None, "")]
+        if missing:
+            raise ResultsError(f"workload.yaml reference {name}: missing {', '.join(missing)}")
+        if entry["metric"] not in METRICS:
+            raise ResultsError(f"workload.yaml reference {name}: metric {entry['metric']!r} is not one of "
+                               f"{', '.join(METRICS)}")
+        if _number(entry["value"]) is None or entry["value"] <= 0:
+            raise ResultsError(f"workload.yaml reference {name}: value {entry['value']!r} is not a positive number")
+        out.append(dict(entry))
+    return out
+
+
+def match_reference(run: Mapping[str, Any], references: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The first reference of exactly the same GPU type, scale, dtype and ISL/OSL (and mode if it names one)."""
+    for ref in references:
+        if all(str(run.get(k)).lower() == str(ref[k]).lower() for k in MATCH_KEYS) and \
+                (ref.get("mode") in (None, "") or ref.get("mode") == run.get("mode")):
+            return dict(ref)
+    return None
+
+
+def no_reference_note(run: Mapping[str, Any], references: Iterable[Mapping[str, Any]]) -> str:
+    """Why a run has no reference, in the words users search for."""
+    shape = (f"no published reference for ISL/OSL {run.get('isl')}/{run.get('osl')} on {run.get('gpu_type')} "
+             f"({run.get('scale')} GPUs, {run.get('dtype')})")
+    same_shape = [r for r in references if all(str(run.get(k)).lower() == str(r[k]).lower() for k in MATCH_KEYS)]
+    if same_shape:
+        return f"{shape} in mode {run.get('mode')} (references are for {same_shape[0].get('mode')})"
+    return shape
