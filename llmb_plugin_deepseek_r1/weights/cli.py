@@ -1,0 +1,73 @@
+"""``python -m llmb_plugin_deepseek_r1 verify-weights DIR [--full] [--manifest FILE] [--json] [--dtype D]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .check import check_weights
+from .quant import DTYPE_QUANT_ALGO
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m llmb_plugin_deepseek_r1 verify-weights",
+        description="Check a DeepSeek-R1 checkpoint folder: quick (metadata only) by default, --full hashes "
+        "every file against a manifest. Exit 0 only when nothing is wrong.",
+    )
+    p.add_argument("model_dir", metavar="DIR", type=Path, help="the checkpoint folder")
+    p.add_argument("--full", action="store_true", help="also sha256 every file against a manifest")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="manifest to hash against (JSON or `sha256sum` output); implies --full",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument(
+        "--dtype",
+        default="nvfp4",
+        type=str.lower,
+        choices=sorted(DTYPE_QUANT_ALGO),
+        help="quantization the checkpoint must have (default: nvfp4)",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        metavar="FILE",
+        help="verification cache file (default: $LLMB_WEIGHTS_CACHE or ~/.cache/llmb/weights-verified.json)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="hash every file, remember nothing")
+    p.add_argument("--jobs", type=int, metavar="N", help="hashing threads (default: all cores)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the check and print its verdict; 0 when nothing is wrong, 1 otherwise, 2 for bad arguments."""
+    args = build_parser().parse_args(argv)
+    if args.manifest is not None and not args.manifest.is_file():
+        print(
+            f"error: --manifest {args.manifest}: no such file; pass a JSON manifest or `sha256sum` output",
+            file=sys.stderr,
+        )
+        return 2
+    if args.jobs is not None and args.jobs < 1:
+        print(f"error: --jobs {args.jobs}: must be a positive number of threads", file=sys.stderr)
+        return 2
+    report = check_weights(
+        args.model_dir,
+        dtype=args.dtype,
+        full=args.full,
+        manifest=args.manifest,
+        cache_path=args.cache,
+        use_cache=not args.no_cache,
+        progress=None,
+        workers=args.jobs,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+    else:
+        print(report.format_text())
+    return 0 if report.ok else 1
