@@ -170,3 +170,18 @@ def test_secrets_stay_out_of_the_benchmark_and_results(tmp_path):
     doc, _ = run(tmp_path, HF_TOKEN="hf_secret_value_123")
     text = "".join(p.read_text() for p in result_files(tmp_path)[0].parent.iterdir())
     assert "hf_secret_value_123" not in text and doc["verdict"]["status"] == "VALID"
+
+
+def test_weight_check_passes_real_checkpoint_then_a_truncated_shard_stops_the_job(tmp_path):
+    from weights_fixtures import make_checkpoint
+
+    model = make_checkpoint(tmp_path / "model", shards=2)
+    doc, _ = run(tmp_path / "ok", WEIGHT_CHECK="quick", MODEL_PATH=str(model))
+    assert doc["verdict"]["status"] == "VALID" and doc["provenance"]["weights"]["ok"] is True
+    shard = model / "model-00002-of-00002.safetensors"
+    with open(shard, "r+b") as handle:
+        handle.truncate(shard.stat().st_size - 3)
+    doc, _ = run(tmp_path / "bad", expect_failure=True, WEIGHT_CHECK="quick", MODEL_PATH=str(model))
+    assert doc["verdict"]["classification"] == "weights_error" and doc["attempts"] == []
+    err = Path(doc["files"]["stderr"]).read_text()
+    assert "model-00002-of-00002.safetensors" in err and "truncated" in err
