@@ -80,7 +80,7 @@ def _references() -> list[dict[str, Any]]:
 
 
 def _write_csv(path: Path, text: str, force: bool) -> None:
-    from .results_load import write_atomic
+    from .host.records import write_atomic
 
     if path.exists() and not force:
         raise ResultsError(f"--csv {path}: the file exists; choose another name or add --force to replace it")

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import WORKLOAD_KEY, __version__
-from .results_load import ResultsError, is_result_file, write_atomic
+from .host.records import write_atomic
+from .results_load import ResultsError, is_result_file
 
 DEFAULT_MAX_FILE_BYTES = 100 * 1024 ** 2
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")

@@ -8,15 +8,13 @@ every other result.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 SCHEMA = 1
 METRICS = ("output_tok_s_gpu", "total_tok_s_gpu", "output_tok_s_user", "avg_ttft_ms", "avg_tpot_ms",
@@ -111,30 +109,6 @@ def load_runs(experiments: Path) -> LoadedRuns:
         except (OSError, ValueError) as exc:
             loaded.skipped.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
     return loaded
-
-
-def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, overwrite: bool) -> Path:
-    """Let ``write`` fill a temporary file next to ``path``, then move it into place.
-
-    Without ``overwrite`` an existing file is never replaced (FileExistsError) - os.link fails instead of
-    clobbering, so two writers cannot both win.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def parse_since(text: str, now: float | None = None) -> float:

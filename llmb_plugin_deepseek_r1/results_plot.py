@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .results_load import ResultsError, write_atomic
+from .host.records import write_atomic
+from .results_load import ResultsError
 
 X_METRIC, Y_METRIC = "output_tok_s_user", "output_tok_s_gpu"
 INSTALL_HINT = "pip install 'llmb-plugin-deepseek-r1[plot]'"

@@ -78,3 +78,6 @@ def python_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+# The session-wide local Slurm fixture (skips with the reason when the cluster is not up).
+from slurm_cluster import slurm_cluster  # noqa: E402,F401

@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from slurm_cluster import (  # noqa: F401  (slurm_cluster is a fixture)
+from slurm_cluster import (
     SCRIPT,
     SlurmCluster,
     gpu_count,
     run_slurm,
     sbatch,
     scontrol_job,
-    slurm_cluster,
     squeue_state,
     state_dir,
     wait_sacct_state,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmb_plugin_deepseek_r1.setup_slurm import sbatch_environment
-from slurm_cluster import sacct_record, slurm_cluster, wait_sacct_state, wait_until  # noqa: F401, F811 - fixture
+from slurm_cluster import sacct_record, wait_sacct_state, wait_until
 from test_setup_support import IMAGE_NAME, make_hf_cache, run_setup, setup_env, statuses
 
 WORKLOAD = "inference_deepseek-r1"

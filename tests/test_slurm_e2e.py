@@ -6,7 +6,6 @@ checked through Slurm itself (scontrol, sacct) and through the files the jobs le
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from conftest import PYTHON, REPO, RUN_ARGS
 from jobkit import job_environ, load
-from slurm_cluster import scontrol_job, slurm_cluster, slurm_env, wait_sacct_state, wait_until  # noqa: F401
+from slurm_cluster import scontrol_job, slurm_env, wait_sacct_state, wait_until
 
 pytestmark = pytest.mark.slurm
 

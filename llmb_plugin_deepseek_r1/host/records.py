@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 # Inside $LLMB_WORKLOAD (= $LLMB_INSTALL/workloads/<workload key>), by llmb convention.
 STATUS_DIR = Path("experiments") / ".llmb" / "jobs"          # written by jobs: their own state
@@ -20,33 +20,48 @@ def workload_dir(install_dir: Path, workload: str) -> Path:
     return install_dir / "workloads" / workload
 
 
-def write_json_atomic(path: Path, data: Any, *, overwrite: bool = True) -> Path:
-    """Write JSON to a temporary file in the same folder and rename it into place.
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
-    With ``overwrite=False`` an existing file is never replaced (FileExistsError), so a result cannot be lost.
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, overwrite: bool = True) -> Path:
+    """Let ``write`` fill a temporary file in the same folder, then move it into place.
+
+    Readers never see half a file. With ``overwrite=False`` an existing file is never replaced: os.link fails
+    with FileExistsError instead of clobbering, so of two writers only one can win. The file gets the usual
+    permissions (0666 less the umask), so results on shared storage stay readable by the team.
     """
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n",
-                             overwrite=overwrite)
-
-
-def write_text_atomic(path: Path, text: str, *, overwrite: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         if overwrite:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)  # fails with FileExistsError instead of replacing
+            os.link(tmp, path)
             os.unlink(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_text_atomic(path: Path, text: str, *, overwrite: bool = True) -> Path:
+    data = text.encode("utf-8")
+    return write_atomic(path, lambda handle: handle.write(data), overwrite=overwrite)
+
+
+def write_json_atomic(path: Path, data: Any, *, overwrite: bool = True) -> Path:
+    """JSON, atomically; see write_atomic for ``overwrite``."""
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n",
+                             overwrite=overwrite)
 
 
 def status_path(workload_dir: Path, job_id: str) -> Path:

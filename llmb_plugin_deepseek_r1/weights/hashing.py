@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .manifest import atomic_write_text
+from ..host.records import write_text_atomic
 from .safetensors_check import usable_cores
 
 BUFSIZE = 8 << 20
@@ -115,7 +115,7 @@ class VerifyCache:
             current.update(self.dirty)
             if len(current) > MAX_CACHE_ENTRIES:
                 current = dict(list(current.items())[-MAX_CACHE_ENTRIES:])
-            atomic_write_text(self.path, json.dumps({"version": CACHE_VERSION, "entries": current}) + "\n")
+            write_text_atomic(self.path, json.dumps({"version": CACHE_VERSION, "entries": current}) + "\n")
         except OSError:
             return False
         self.dirty.clear()

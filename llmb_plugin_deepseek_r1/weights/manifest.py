@@ -13,13 +13,15 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from .safetensors_check import LFS_PREFIX, parse_lfs_pointer
+
+from ..host.records import write_text_atomic
 
 MANIFEST_NAME = ".llmb-manifest.json"
 MANIFEST_FORMAT = "llmb-weights-manifest"
@@ -102,27 +104,12 @@ def write_manifest(
     last: OSError | None = None
     for target in targets:
         try:
-            atomic_write_text(target, text)
+            write_text_atomic(target, text)
             return target
         except OSError as exc:
             last = exc
     assert last is not None
     raise last
-
-
-def atomic_write_text(target: Path, text: str) -> None:
-    """Write via a temporary name in the same folder + os.replace, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def read_manifest_file(path: Path) -> Manifest:
