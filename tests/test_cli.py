@@ -272,3 +272,39 @@ def test_dry_run_does_not_import_heavy_modules(tmp_path):
     done = subprocess.run([PYTHON, "-c", code], env=python_env(LLMB_INSTALL=str(tmp_path)), capture_output=True,
                           text=True)
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
+
+
+def test_sweep_expands_cartesian_product(dry_run_json):
+    doc = dry_run_json(USE_CASES="chat:128/128", MAX_BATCH_SIZE="128,256,384", CONCURRENCY="64,-1")
+    points = [(j["use_cases"][0]["max_batch_size"], j["use_cases"][0]["concurrency"]) for j in doc["jobs"]]
+    assert points == [(128, 64), (128, -1), (256, 64), (256, -1), (384, 64), (384, -1)]
+
+
+def test_sweep_file_and_env_axis(dry_run_json, tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("KV_CACHE_FRACTION: [0.7, 0.8]\nSTREAMING: [true, false]\n")
+    doc = dry_run_json(USE_CASES="chat:128/128", SWEEP_FILE=str(sweep), NUM_REQUESTS="100,200")
+    seen = {(uc["kv_cache_free_gpu_mem_fraction"], uc["streaming"], uc["num_requests"])
+            for job in doc["jobs"] for uc in job["use_cases"]}
+    assert len(doc["jobs"]) == 8 and len(seen) == 8
+
+
+@pytest.mark.parametrize("knobs, fragment", [
+    ({"USE_CASES": "summarization:8000/512", "MAX_NUM_TOKENS": "9000,4000"}, "MAX_NUM_TOKENS=4000 is smaller"),
+    ({"MAX_BATCH_SIZE": "128,,256"}, "an empty value in the comma-separated list"),
+    ({"SWEEP_FILE": "/nonexistent/sweep.yaml"}, "SWEEP_FILE='/nonexistent/sweep.yaml' cannot be read"),
+])
+def test_sweep_is_validated_as_a_whole(run_cli, monkeypatch, knobs, fragment):
+    for key, value in knobs.items():
+        monkeypatch.setenv(key, value)
+    code, out, err = run_cli(*RUN_ARGS, "--dry-run", "--json")
+    assert code == 1 and fragment in err and out == ""
+
+
+def test_repeats_duplicate_each_job(run_cli, monkeypatch):
+    monkeypatch.setenv("USE_CASES", "chat:128/128 reasoning:1000/1000")
+    code, out, err = run_cli(*RUN_ARGS, "--dry-run", "--json", "-r", "3")
+    assert code == 0, err
+    assert [j["use_cases"][0]["name"] for j in json.loads(out)["jobs"]] == ["chat"] * 3 + ["reasoning"] * 3
+    code, _, err = run_cli(*RUN_ARGS, "--dry-run", "-r", "0")
+    assert code == 1 and "--repeats 0 must be at least 1" in err

@@ -60,6 +60,8 @@ def test_single_submits_one_job_per_use_case_and_results_land(slurm_cluster, tmp
     assert shown.returncode == 0 and "VALID" in shown.stdout and "output tok/s/GPU" in shown.stdout
     listed = llmb(env, "jobs", "list")
     assert all(j["job_id"] in listed.stdout for j in jobs)
+    log = llmb(env, "jobs", "log", jobs[1]["job_id"], "--follow", "--timeout", "30")
+    assert log.returncode == 0 and f"[llmb] reasoning job {jobs[1]['job_id']}: VALID" in log.stdout
 
 
 def test_one_allocation_and_time_limit_sum(slurm_cluster, tmp_path):
