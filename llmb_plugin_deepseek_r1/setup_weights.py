@@ -111,17 +111,9 @@ def hub_manifest_entries(info: Any) -> dict[str, tuple[int, str]]:
 
 def cache_manifest_entries(snapshot: Path) -> dict[str, tuple[int, str]]:
     """``{file: (size, digest)}`` of a cache snapshot: each file links to ``blobs/<sha256 or git blob id>``."""
-    entries: dict[str, tuple[int, str]] = {}
-    for root, _dirs, files in os.walk(snapshot):
-        for name in files:
-            path = os.path.join(root, name)
-            if not os.path.islink(path):
-                continue
-            blob = os.path.basename(os.readlink(path))
-            if len(blob) in (40, 64) and all(c in "0123456789abcdef" for c in blob):
-                rel = os.path.relpath(path, snapshot).replace(os.sep, "/")
-                entries[rel] = (os.stat(path).st_size, blob)
-    return entries
+    from .weights.manifest import hf_cache_blobs
+
+    return {rel: ((snapshot / rel).stat().st_size, blob) for rel, blob in hf_cache_blobs(snapshot).items()}
 
 
 def materialise_snapshot(snapshot: Path, target: Path, log: Callable[[str], None]) -> dict[str, int]:

@@ -225,23 +225,29 @@ def hf_cache_repo_id(model_dir: Path) -> str | None:
     return None
 
 
-def from_hf_cache(model_dir: Path) -> Manifest | None:
-    """A cache snapshot's files are links to ``blobs/<sha256>`` (LFS files) or ``blobs/<git blob id>``."""
-    repo_id = hf_cache_repo_id(model_dir)
-    if repo_id is None:
-        return None
-    out = Manifest(source=f"Hugging Face cache blob names ({model_dir})", repo_id=repo_id)
-    for root, _dirs, names in os.walk(model_dir):
+def hf_cache_blobs(snapshot: Path) -> dict[str, str]:
+    """``{file: digest}`` of a Hugging Face cache snapshot, whose files are links to ``blobs/<sha256>`` (LFS
+    files) or ``blobs/<git blob id>``; links to anything else are left out."""
+    blobs: dict[str, str] = {}
+    for root, _dirs, names in os.walk(snapshot):
         for n in names:
             p = os.path.join(root, n)
             if not os.path.islink(p):
                 continue
             blob = os.path.basename(os.readlink(p))
-            rel = os.path.relpath(p, model_dir).replace(os.sep, "/")
-            try:
-                out.files[rel] = _entry_for(blob, None)
-            except ManifestError:
-                continue
+            if len(blob) in (40, 64) and all(c in "0123456789abcdef" for c in blob):
+                blobs[os.path.relpath(p, snapshot).replace(os.sep, "/")] = blob
+    return blobs
+
+
+def from_hf_cache(model_dir: Path) -> Manifest | None:
+    """The manifest a cache snapshot carries in its blob names (see hf_cache_blobs)."""
+    repo_id = hf_cache_repo_id(model_dir)
+    if repo_id is None:
+        return None
+    out = Manifest(source=f"Hugging Face cache blob names ({model_dir})", repo_id=repo_id)
+    for rel, blob in hf_cache_blobs(model_dir).items():
+        out.files[rel] = _entry_for(blob, None)
     return out if out.files else None
 
 
