@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Mapping
 
 from . import WORKLOAD_KEY, knobs
@@ -132,9 +133,9 @@ def image_file_name(image: str) -> str:
 
 
 def _inside(path: Path, root: Path, what: str) -> Path:
-    resolved = Path(PurePosixPath(path))
+    """Lexical containment (names are validated too): a site may symlink experiments/ to scratch storage."""
     try:
-        resolved.resolve(strict=False).relative_to(root.resolve(strict=False))
+        Path(os.path.normpath(path)).relative_to(os.path.normpath(root))
     except ValueError:
         raise ValidationError(f"{what} {path} would escape $LLMB_WORKLOAD ({root})") from None
     return path
@@ -270,9 +271,6 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     image, version = resolve_image(env, request.install_dir, metadata)
     gpus_hw = int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))
     knobs_set = {k: env[k] for k in KNOB_NAMES if k in env and not is_secret_name(k)}
-    if _set(request.env, "SWEEP_FILE") or any("," in request.env.get(k, "") for k in SWEEPABLE):
-        knobs_set["SWEEP"] = ",".join(f"{k}={request.env[k]}" for k in SWEEPABLE if k in request.env) \
-            or request.env.get("SWEEP_FILE", "")
 
     specs = []
     for uc in use_cases:

@@ -85,3 +85,12 @@ def test_bench_argv_streaming_off_old_version_has_no_report_json():
         "/i/workloads/inference_deepseek-r1/experiments/DeepSeek-R1_TP4_EP4_PP1_CON-1_reasoning/"
         "DeepSeek-R1_TP4_EP4_PP1_CON-1_reasoning_streaming-off_77.config.yml")
     assert argv[-2:] == ["--eos_id", "-1"]
+
+
+def test_derived_paths_cannot_escape_the_workload_dir():
+    from llmb_plugin_deepseek_r1.host.errors import ValidationError
+    from llmb_plugin_deepseek_r1.spec import check_spec
+
+    check_spec(make_spec(use_case="ok_name"))
+    with pytest.raises(ValidationError, match="would escape"):
+        check_spec(make_spec(use_case="../../../etc"))
