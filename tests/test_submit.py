@@ -47,3 +47,51 @@ def test_local_executor_when_no_sbatch(tmp_path):
     done = llmb(env, *RUN_ARGS, "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "with the local executor" in done.stdout and "chat: VALID" in done.stdout
+
+
+def _fake_slurm_tools(bin_dir: Path, sacct_out: str | None, squeue_out: str | None) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    for name, out in (("sacct", sacct_out), ("squeue", squeue_out)):
+        script = bin_dir / name
+        script.write_text("#!/bin/sh\nexit 1\n" if out is None else f"#!/bin/sh\nprintf '%s' '{out}'\n")
+        script.chmod(0o755)
+
+
+def _record(install: Path, job_id: str) -> dict:
+    from llmb_plugin_deepseek_r1.host import records
+
+    record = {"job_id": job_id, "workload": "inference_deepseek-r1", "executor": "slurm",
+              "plan": {"slurm": {"time_min": 1}}}
+    records.write_json_atomic(records.workload_dir(install, "inference_deepseek-r1") / records.SUBMITTED_DIR /
+                              f"{job_id}.json", record)
+    return record
+
+
+def test_state_falls_back_from_sacct_to_squeue_to_status_file(tmp_path, monkeypatch):
+    from llmb_plugin_deepseek_r1.host import records
+    from llmb_plugin_deepseek_r1.host.tracking import job_state
+
+    record = _record(tmp_path, "77")
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    _fake_slurm_tools(bin_dir, "77|COMPLETED\n", "RUNNING")
+    assert job_state(tmp_path, record) == ("COMPLETED", "sacct")
+    _fake_slurm_tools(bin_dir, None, "RUNNING")  # accounting missing
+    assert job_state(tmp_path, record) == ("RUNNING", "squeue")
+    _fake_slurm_tools(bin_dir, "", "")  # purged from both
+    assert job_state(tmp_path, record) == ("UNKNOWN", "none")
+    records.write_status(records.workload_dir(tmp_path, "inference_deepseek-r1"), "77", "FAILED")
+    assert job_state(tmp_path, record) == ("FAILED", "status file")
+
+
+def test_wait_on_unknown_job_has_a_deadline(tmp_path, monkeypatch):
+    import pytest
+
+    from llmb_plugin_deepseek_r1.host.errors import HostError
+    from llmb_plugin_deepseek_r1.host.tracking import wait_for
+
+    record = _record(tmp_path, "78")
+    _fake_slurm_tools(tmp_path / "bin", "", "")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    with pytest.raises(HostError, match="job 78 still UNKNOWN after 1 s"):
+        wait_for(tmp_path, record, timeout_s=1.0)
