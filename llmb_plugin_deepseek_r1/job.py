@@ -17,7 +17,7 @@ from .host import records
 from .benchmark import BenchOutcome, run_benchmark
 from .collect import Verdict, asked_document, failed, judge, measured_document, summary_line
 from .host.contract import is_secret_name
-from .preflight import Check, check_gpus, check_image, query_gpus, visible
+from .preflight import Check, check_gpus, check_image, query_node_gpus, visible
 from .spec import RunSpec, with_overrides
 from .trtllm import bench_argv, extra_llm_api_options, yaml_generation
 
@@ -270,7 +270,7 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
     deadline = time.monotonic() + total_s
     records.write_status(first.workload_dir, job_id, "RUNNING", use_cases=[s.use_case for s in specs],
                          host=socket.gethostname())
-    gpus, how = query_gpus(search_path=environ.get("PATH"))
+    gpus, how = query_node_gpus(search_path=environ.get("PATH"))
     gpu_info = (visible(gpus, environ.get("CUDA_VISIBLE_DEVICES")) if gpus is not None else None, how)
     results = []
     for spec in specs:

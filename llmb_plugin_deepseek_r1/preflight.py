@@ -94,6 +94,52 @@ def query_gpus(nvidia_smi: str | None = None, timeout_s: float = 60.0,
     return parse_nvidia_smi_csv(done.stdout), exe
 
 
+def query_gpus_nvml() -> tuple[list[Gpu] | None, str]:
+    """The same reading through NVML (nvidia-ml-py, the `gpu` extra), for nodes without nvidia-smi on PATH."""
+    try:
+        import pynvml
+    except ImportError:
+        return None, "nvidia-ml-py (pynvml) is not installed"
+
+    def text(value: object) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # noqa: BLE001 - NVMLError subclasses vary by version
+        return None, f"NVML could not start: {exc}"
+    try:
+        driver = text(pynvml.nvmlSystemGetDriverVersion())
+        gpus = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+            gpus.append(Gpu(index=index, name=text(pynvml.nvmlDeviceGetName(handle)),
+                            uuid=text(pynvml.nvmlDeviceGetUUID(handle)), compute_capability=(int(major), int(minor)),
+                            memory_total_mib=int(memory.total) // 2**20, memory_used_mib=int(memory.used) // 2**20,
+                            memory_free_mib=int(memory.free) // 2**20, driver=driver))
+        return gpus, "NVML"
+    except Exception as exc:  # noqa: BLE001
+        return None, f"NVML query failed: {exc}"
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def query_node_gpus(search_path: str | None = None) -> tuple[list[Gpu] | None, str]:
+    """nvidia-smi, else NVML; (None, both reasons) when neither can tell."""
+    gpus, how = query_gpus(search_path=search_path)
+    if gpus is not None:
+        return gpus, how
+    nvml_gpus, nvml_how = query_gpus_nvml()
+    if nvml_gpus is not None:
+        return nvml_gpus, nvml_how
+    return None, f"{how}; {nvml_how}"
+
+
 def visible(gpus: list[Gpu], cuda_visible_devices: str | None) -> list[Gpu]:
     """The GPUs this job may use: CUDA_VISIBLE_DEVICES (indices or UUIDs) restricts nvidia-smi's full list."""
     if cuda_visible_devices is None or cuda_visible_devices.strip() == "":

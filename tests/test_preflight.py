@@ -89,3 +89,40 @@ def test_image_checks(tmp_path):
     if os.geteuid() != 0:  # root reads everything
         image.chmod(0)
         assert check_image(str(image), "pyxis").status == "failed"
+
+
+def test_nvml_reading_of_the_real_h100(monkeypatch):
+    """NVML cannot run here (no GPU): a stand-in pynvml module returns the values NVML gave on the real H100
+    (tests/fixtures/gpu/README.md: name, compute capability (9, 0), 85520809984 bytes)."""
+    import sys
+    import types
+
+    class Memory:
+        total, used, free = 85520809984, 0, 85020000000
+
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlShutdown=lambda: None, nvmlSystemGetDriverVersion=lambda: "580.159.04",
+        nvmlDeviceGetCount=lambda: 1, nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetMemoryInfo=lambda h: Memory(), nvmlDeviceGetCudaComputeCapability=lambda h: (9, 0),
+        nvmlDeviceGetName=lambda h: b"NVIDIA H100 80GB HBM3",
+        nvmlDeviceGetUUID=lambda h: "GPU-47005795-b939-8308-a558-1ed5867c0160")
+    monkeypatch.setitem(sys.modules, "pynvml", types.ModuleType("pynvml"))
+    sys.modules["pynvml"].__dict__.update(vars(fake))
+    from llmb_plugin_deepseek_r1.preflight import query_gpus_nvml, query_node_gpus
+
+    [gpu], how = query_gpus_nvml()
+    assert how == "NVML" and gpu == parse_nvidia_smi_csv(H100.read_text())[0].__class__(
+        0, "NVIDIA H100 80GB HBM3", "GPU-47005795-b939-8308-a558-1ed5867c0160", (9, 0), 81559, 0, 81081,
+        "580.159.04")
+    gpus, how = query_node_gpus(search_path="/nonexistent")
+    assert how == "NVML" and gpus[0].memory_total_mib == 81559  # same as nvidia-smi's reading
+
+
+def test_neither_nvidia_smi_nor_nvml(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
+    from llmb_plugin_deepseek_r1.preflight import query_node_gpus
+
+    gpus, how = query_node_gpus(search_path="/nonexistent")
+    assert gpus is None and how == "nvidia-smi not found on this node; nvidia-ml-py (pynvml) is not installed"
