@@ -4,13 +4,16 @@ and a FAILED status; nothing already written is ever overwritten."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import __version__, runtime
 from .host import records
@@ -28,6 +31,29 @@ TIME_MARGIN_S = 60.0
 
 class JobFailed(RuntimeError):
     """Raised at the end of a job with a FAILED use case, so that Slurm and submitit record it as failed."""
+
+
+class JobTerminated(BaseException):
+    """SIGTERM (scancel, a killed allocation) arrived: the benchmark's process group is killed, the result is
+    written as FAILED (cancelled), and the job ends."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise JobTerminated(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """SIGTERM becomes JobTerminated while the job runs (submitit only logs it; an orphaned benchmark in its own
+    session would keep the GPUs busy on clusters without cgroups)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def current_job_id(environ: Mapping[str, str]) -> str:
@@ -185,6 +211,7 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
     provenance["dataset"] = dataset_info
     attempts: list[dict[str, Any]] = []
     report = None
+    terminated = False
     attempt = 1
     current = spec
     while verdict is None:
@@ -204,8 +231,16 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         if remaining <= 0:
             verdict = failed("timeout", "no time left in the allocation for the benchmark")
             break
-        outcome: BenchOutcome = run_benchmark(launch, out_i, err_i, env, timeout_s=remaining,
-                                              hang_grace_s=current.hang_grace_s)
+        try:
+            outcome: BenchOutcome = run_benchmark(launch, out_i, err_i, env, timeout_s=remaining,
+                                                  hang_grace_s=current.hang_grace_s)
+        except JobTerminated:
+            terminated = True
+            verdict = failed("cancelled", "the job was cancelled or terminated (SIGTERM) during the benchmark; "
+                                          "its process group was killed")
+            attempts.append({"attempt": attempt, "stdout": str(out_i), "stderr": str(err_i), "command": argv,
+                             "launch_command": launch, "verdict": verdict.to_dict()})
+            break
         scan = _scan(current, out_i, err_i, current.job_file(".report.json", token))
         verdict = judge(current, outcome, scan)
         report = scan.report
@@ -248,6 +283,8 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
     }
     records.write_json_atomic(result_path, document, overwrite=False)
     log(summary_line(spec, job_id, verdict, report, result_path))
+    if terminated:
+        raise JobTerminated("SIGTERM during the benchmark")
     return document
 
 
@@ -272,21 +309,27 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
                          host=socket.gethostname())
     gpus, how = query_node_gpus(search_path=environ.get("PATH"))
     gpu_info = (visible(gpus, environ.get("CUDA_VISIBLE_DEVICES")) if gpus is not None else None, how)
-    results = []
-    for spec in specs:
-        try:
-            document = run_use_case(spec, job_id, environ, deadline, gpu_info)
-        except FileExistsError as exc:
-            document = {"use_case": spec.use_case, "verdict": failed(
-                "launch_error", f"refusing to overwrite existing result files: {exc.filename}").to_dict()}
-        except BaseException as exc:
-            records.write_status(first.workload_dir, job_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
-            raise
-        results.append({"use_case": spec.use_case, "verdict": document["verdict"]["status"],
-                        "classification": document["verdict"]["classification"],
-                        "result_file": str(spec.job_file(".json", job_id))})
-        if document["verdict"]["status"] == "FAILED":
-            break
+    results: list[dict[str, Any]] = []
+    with _terminate_on_sigterm():
+        for spec in specs:
+            try:
+                document = run_use_case(spec, job_id, environ, deadline, gpu_info)
+            except FileExistsError as exc:
+                document = {"use_case": spec.use_case, "verdict": failed(
+                    "launch_error", f"refusing to overwrite existing result files: {exc.filename}").to_dict()}
+            except BaseException as exc:  # JobTerminated, or a bug: the status file must not say RUNNING
+                cancelled = isinstance(exc, JobTerminated)
+                if cancelled:
+                    results.append({"use_case": spec.use_case, "verdict": "FAILED", "classification": "cancelled",
+                                    "result_file": str(spec.job_file(".json", job_id))})
+                records.write_status(first.workload_dir, job_id, "CANCELLED" if cancelled else "FAILED",
+                                     error=f"{type(exc).__name__}: {exc}", results=results)
+                raise
+            results.append({"use_case": spec.use_case, "verdict": document["verdict"]["status"],
+                            "classification": document["verdict"]["classification"],
+                            "result_file": str(spec.job_file(".json", job_id))})
+            if document["verdict"]["status"] == "FAILED":
+                break
     not_run = [s.use_case for s in specs[len(results):]]
     failed_any = any(r["verdict"] == "FAILED" for r in results)
     summary = {"job_id": job_id, "results": results, "not_run": not_run}

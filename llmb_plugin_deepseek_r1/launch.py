@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     args = parser.parse_args(argv)
     try:
-        from .job import JobFailed, run_job
+        from .job import JobFailed, JobTerminated, run_job
         from .plugin import load_metadata
         from .spec import resolve_run_specs
 
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             run_job(specs, environ)
         except JobFailed:
             return 1
+        except JobTerminated:
+            return 143  # 128 + SIGTERM, as a shell reports it
         return 0
     except ValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)

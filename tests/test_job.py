@@ -185,3 +185,47 @@ def test_weight_check_passes_real_checkpoint_then_a_truncated_shard_stops_the_jo
     assert doc["verdict"]["classification"] == "weights_error" and doc["attempts"] == []
     err = Path(doc["files"]["stderr"]).read_text()
     assert "model-00002-of-00002.safetensors" in err and "truncated" in err
+
+
+def _pids_with(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_sigterm_kills_the_benchmark_and_records_a_cancelled_result(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from slurm_cluster import wait_until
+
+    environ = job_environ(tmp_path, FAKE_TRTLLM_DELAY="120")
+    code = ("import os, sys; sys.path.insert(0, %r); from jobkit import specs_for; "
+            "from llmb_plugin_deepseek_r1.job import run_job; "
+            "run_job(specs_for(dict(os.environ)), dict(os.environ))") % str(REPO / "tests")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # the job prints this line just before it starts the benchmark
+        if line.startswith("[llmb] running chat"):
+            break
+    out = next((tmp_path / "workloads/inference_deepseek-r1/experiments").glob("*/*_4242.out"))
+    wait_until(lambda: "DATASET DETAILS" in out.read_text() or None, 30, "the stand-in benchmark running")
+    marker = str(tmp_path / "workloads/inference_deepseek-r1/dataset_chat_64_32.txt")
+    assert _pids_with(marker), "the stand-in benchmark should be running"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    [path] = result_files(tmp_path)
+    doc = load(path)
+    assert doc["verdict"]["classification"] == "cancelled" and "DATASET DETAILS" in out.read_text()
+    status = load(tmp_path / "workloads/inference_deepseek-r1/experiments/.llmb/jobs/4242.json")
+    assert status["state"] == "CANCELLED" and status["results"][0]["classification"] == "cancelled"
+    assert _pids_with(marker) == []  # the benchmark's whole process group is gone
