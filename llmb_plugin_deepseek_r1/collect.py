@@ -1,7 +1,7 @@
 """Turn a finished benchmark into a verdict: parse, validate against what was asked, classify failures.
 
 VALID: a complete report that did what was asked. INVALID: a report, but not of what was asked (reasons listed).
-FAILED: no usable report; classified as oom, nccl, launch_error, timeout, dataset_error, weights_error,
+FAILED: no usable report; classified as oom, nccl, launch_error, timeout, dataset_error, weights_error, cancelled,
 preflight_error, rank_crash, benchmark_error or unknown.
 """
 
