@@ -34,6 +34,12 @@ class DeepSeekR1Workload:
 
         return build_job_plans(resolve_run_specs(request, self.metadata), request)
 
+    def check_before_submit(self, request: RunRequest, plans: list[JobPlan]) -> list[str]:
+        """What can be checked on the submitting node (shared storage) before four GPUs are allocated."""
+        from .submit_checks import problems_before_submit
+
+        return problems_before_submit([spec for plan in plans for spec in plan.body_args[0]])
+
     def setup(self, argv: list[str], context: Any) -> int:
         """`llmb-run setup -w inference_deepseek-r1 [-- options]`: the installer's setup steps."""
         from .setup_steps import main as setup_main

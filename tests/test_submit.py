@@ -95,3 +95,21 @@ def test_wait_on_unknown_job_has_a_deadline(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
     with pytest.raises(HostError, match="job 78 still UNKNOWN after 1 s"):
         wait_for(tmp_path, record, timeout_s=1.0)
+
+
+def test_broken_weights_and_missing_image_are_found_before_submitting(tmp_path):
+    from weights_fixtures import make_checkpoint
+
+    model = make_checkpoint(tmp_path / "model", shards=2)
+    shard = model / "model-00001-of-00002.safetensors"
+    with open(shard, "r+b") as handle:
+        handle.truncate(shard.stat().st_size - 1)
+    env = job_environ(tmp_path, WEIGHT_CHECK="quick", MODEL_PATH=str(model), CONTAINER_RUNTIME="pyxis",
+                      LLMB_EXECUTOR="local")
+    env.pop("LLMB_JOB_ID")
+    done = llmb(env, *RUN_ARGS)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "model-00001-of-00002.safetensors: truncated" in done.stderr
+    assert "tensorrt-llm+release+1.0.0rc1.sqsh does not exist" in done.stderr
+    assert "nothing was submitted" in done.stderr
+    assert not (tmp_path / "workloads/inference_deepseek-r1/experiments").exists()

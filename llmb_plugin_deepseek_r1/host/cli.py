@@ -54,6 +54,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, later_spelling: bool)
     parser.add_argument("--allow-nested", action="store_true",
                         help="allow submitting from inside a Slurm allocation (SLURM_JOB_ID set)")
     parser.add_argument("--wait", action="store_true", help="wait for the jobs and print their verdicts")
+    parser.add_argument("--no-preflight", action="store_true",
+                        help="skip the workload's checks on this node before submitting (weights, image...)")
 
 
 def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
@@ -166,6 +168,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(plans_json(request, plans) if args.json else plans_text(request, plans))
         return 0
+    check = getattr(workload, "check_before_submit", None)
+    if check is not None and not args.no_preflight:
+        problems = list(check(request, plans))
+        if problems:
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            raise ValidationError(f"{len(problems)} problem(s) found before submitting; nothing was submitted "
+                                  f"(fix them, or pass --no-preflight)")
     from .submit import submit_and_report
 
     return submit_and_report(workload, request, plans, args)

@@ -23,7 +23,9 @@ def llmb_register_workloads(register: Callable[[Any], None]) -> None:
 
     ``workload`` follows :class:`llmb_plugin_deepseek_r1.host.contract.Workload`: a ``key``, ``metadata`` in the
     recipe-metadata shape (``general``, ``container``, ``setup``, ``run.gpu_configs``), ``plan(request)`` returning
-    job plans, and optionally ``setup(request, options)`` and ``verify(request, options)``.
+    job plans, and optionally ``check_before_submit(request, plans) -> list[str]`` (problems found on the submitting
+    node, so that nothing broken reaches the GPUs) and ``setup``/``verify``/``results``/``archive(argv, context)``
+    for the host commands of those names.
     """
 
 
