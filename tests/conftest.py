@@ -78,6 +78,9 @@ def python_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+# The console script installed beside this Python (pyenv shims or PATH order cannot pick another one).
+LLMB_RUN = str(Path(sys.executable).parent / "llmb-run") \
+    if (Path(sys.executable).parent / "llmb-run").exists() else "llmb-run"
 
 # The session-wide local Slurm fixture (skips with the reason when the cluster is not up).
 from slurm_cluster import slurm_cluster  # noqa: E402,F401

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PYTHON, RUN_ARGS, python_env
+from conftest import LLMB_RUN, PYTHON, RUN_ARGS, python_env
 
 
 def test_dry_run_defaults_to_four_jobs_with_recipe_values(dry_run_json, install_dir):
@@ -257,7 +257,7 @@ def test_zero_jobs_is_not_success(run_cli, monkeypatch):
 
 def test_console_script_and_module_entry(tmp_path):
     env = python_env(LLMB_INSTALL=str(tmp_path), USE_CASES="chat:128/128")
-    done = subprocess.run(["llmb-run", *RUN_ARGS, "--dry-run", "--json"], env=env, capture_output=True, text=True)
+    done = subprocess.run([LLMB_RUN, *RUN_ARGS, "--dry-run", "--json"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["jobs"][0]["name"] == "inference_deepseek-r1_671b_nvfp4_chat"
     done = subprocess.run([PYTHON, "-m", "llmb_plugin_deepseek_r1.host.cli", "list"], env=env, capture_output=True,

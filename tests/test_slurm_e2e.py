@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, REPO, RUN_ARGS
+from conftest import LLMB_RUN, PYTHON, REPO, RUN_ARGS
 from jobkit import job_environ, load
 from slurm_cluster import scontrol_job, slurm_env, wait_sacct_state, wait_until
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slurm
 
 
 def llmb(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["llmb-run", *args], env=env, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([LLMB_RUN, *args], env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=env["LLMB_INSTALL"])
 
 

@@ -7,14 +7,14 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import RUN_ARGS
+from conftest import LLMB_RUN, RUN_ARGS
 from jobkit import job_environ
 from llmb_plugin_deepseek_r1.host.contract import JobPlan, SlurmParams
 from llmb_plugin_deepseek_r1.host.submit import common_name, group_for_arrays, slurm_parameters
 
 
 def llmb(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["llmb-run", *args], env=env, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([LLMB_RUN, *args], env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=env["LLMB_INSTALL"])
 
 
