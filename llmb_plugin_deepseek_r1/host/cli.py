@@ -168,6 +168,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(plans_json(request, plans) if args.json else plans_text(request, plans))
         return 0
+    from .submit import refuse_nested, submit_and_report
+
+    refuse_nested(request.env, args.allow_nested)
     check = getattr(workload, "check_before_submit", None)
     if check is not None and not args.no_preflight:
         problems = list(check(request, plans))
@@ -176,8 +179,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"error: {problem}", file=sys.stderr)
             raise ValidationError(f"{len(problems)} problem(s) found before submitting; nothing was submitted "
                                   f"(fix them, or pass --no-preflight)")
-    from .submit import submit_and_report
-
     return submit_and_report(workload, request, plans, args)
 
 

@@ -175,7 +175,6 @@ def write_records(submitted: Sequence[Submitted], request: RunRequest, argv: Seq
 
 def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], args: argparse.Namespace) -> int:
     """`llmb-run single` without --dry-run: submit, record, print the job ids (and wait when asked)."""
-    refuse_nested(request.env, args.allow_nested)
     executor = choose_executor(args.executor, request.env)
     submitted, warnings = submit_plans(plans, request, executor)
     where = write_records(submitted, request, sys.argv[1:])
