@@ -81,6 +81,19 @@ def _load_json(path: Path) -> dict[str, Any]:
     return data
 
 
+DEEPSEEK_R1_VOCAB = (129280, 1)  # DeepSeek-R1's config.json vocab_size and eos_token_id
+
+
+def vocab_or_default(model_dir: Path) -> tuple[int, int | tuple[int, ...], str | None]:
+    """(vocab_size, eos_id, note): the model's config.json, else DeepSeek-R1's known values with a note saying
+    why. Jobs and setup share this, so a job reuses the dataset setup made before the weights arrived."""
+    try:
+        vocab, eos = read_vocab(model_dir)
+        return vocab, eos, None
+    except (DatasetError, OSError, ValueError) as exc:
+        return DEEPSEEK_R1_VOCAB[0], DEEPSEEK_R1_VOCAB[1], f"no readable {Path(model_dir).name}/config.json ({exc})"
+
+
 def read_vocab(model_dir: Path) -> tuple[int, int | tuple[int, ...]]:
     """(vocab_size, eos_id) from ``config.json`` (or its ``text_config``); EOS falls back to
     ``generation_config.json``. An ``eos_token_id`` list comes back as a sorted tuple: all of its ids are kept

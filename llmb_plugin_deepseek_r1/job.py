@@ -24,7 +24,6 @@ from .preflight import Check, check_gpus, check_image, query_node_gpus, visible
 from .spec import RunSpec, with_overrides
 from .trtllm import bench_argv, extra_llm_api_options, yaml_generation
 
-DEEPSEEK_VOCAB = (129280, 1)  # config.json vocab_size and eos_token_id, used when config.json is absent
 KV_STEP = 0.05
 TIME_MARGIN_S = 60.0
 
@@ -148,14 +147,11 @@ def _preflight(spec: RunSpec, gpu_info: tuple[Any, str], log: Callable[[str], No
 
 
 def _dataset(spec: RunSpec, log: Callable[[str], None]) -> tuple[dict[str, Any] | None, Verdict | None]:
-    from .dataset import DatasetError, DatasetRequest, ensure_dataset, read_vocab
+    from .dataset import DatasetError, DatasetRequest, ensure_dataset, vocab_or_default
 
-    try:
-        vocab_size, eos_id = read_vocab(spec.model_dir)
-    except Exception as exc:  # noqa: BLE001 - any unreadable config falls back to the model's known values
-        vocab_size, eos_id = DEEPSEEK_VOCAB
-        log(f"[llmb] dataset: cannot read vocab from {spec.model_dir}/config.json ({exc}); using DeepSeek-R1's "
-            f"{vocab_size}/{eos_id}")
+    vocab_size, eos_id, note = vocab_or_default(spec.model_dir)
+    if note:
+        log(f"[llmb] dataset: {note}; using DeepSeek-R1's vocab {vocab_size} and EOS {eos_id}")
     request = DatasetRequest(isl=spec.isl, osl=spec.osl, num_requests=spec.num_requests, vocab_size=vocab_size,
                              eos_id=eos_id)
     try:

@@ -58,16 +58,12 @@ def layout_step(opts: SetupOptions, env: Mapping[str, str], log: Callable[[str],
 def _vocab(opts: SetupOptions) -> tuple[int, int | tuple[int, ...], str]:
     """(vocab_size, eos_id, where from): the model's config.json, else DeepSeek-R1's known values, exactly as
     the job body falls back, so that jobs reuse what setup made."""
-    from .dataset import DatasetError, read_vocab
+    from .dataset import vocab_or_default
 
-    try:
-        vocab, eos = read_vocab(opts.model_dir)
+    vocab, eos, note = vocab_or_default(opts.model_dir)
+    if note is None:
         return vocab, eos, f"{opts.model_dir.name}/config.json"
-    except (DatasetError, OSError):
-        from .job import DEEPSEEK_VOCAB
-
-        return (DEEPSEEK_VOCAB[0], DEEPSEEK_VOCAB[1],
-                f"DeepSeek-R1's known values (no readable {opts.model_dir.name}/config.json yet)")
+    return vocab, eos, f"DeepSeek-R1's known values (no readable {opts.model_dir.name}/config.json yet)"
 
 
 def datasets_step(opts: SetupOptions, env: Mapping[str, str], log: Callable[[str], None]) -> StepResult:

@@ -14,7 +14,7 @@ from . import WORKLOAD_KEY, knobs
 from .host.errors import ValidationError
 from .setup_model import HEAVY_STEPS, STEPS, SetupOptions, SlurmOptions, UseCaseData
 from .setup_weights import hub_cache_dir, is_offline
-from .spec import FALLBACK_USE_CASE, image_file_name, parse_use_cases
+from .spec import FALLBACK_USE_CASE, image_file_name, parse_use_cases, resolve_model_dir
 
 DEFAULT_WORKERS = 8
 DEFAULT_LOCK_TIMEOUT_S = 4 * 3600.0
@@ -102,15 +102,6 @@ def run_command(metadata: Mapping[str, Any], gpu_type: str, use_cases: tuple[Use
     return f"{prefix}llmb-run single -w {WORKLOAD_KEY} -s {size} --dtype {dtype} --scale {scale}"
 
 
-def _model_dir(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path) -> Path:
-    value = (env.get("MODEL_PATH") or "").strip()
-    if value:
-        if not value.startswith("/"):
-            raise ValidationError(f"MODEL_PATH={value!r} is not valid: expected an absolute path")
-        return Path(value)
-    return workload_dir / str(((metadata.get("setup") or {}).get("weights") or {}).get("folder", "DeepSeek-R1-FP4"))
-
-
 def _slurm(args: argparse.Namespace, context: Any, steps: tuple[str, ...]) -> SlurmOptions | None:
     env = context.env
     if not args.slurm:
@@ -164,7 +155,7 @@ def resolve_options(args: argparse.Namespace, context: Any, metadata: Mapping[st
     manual_install = knobs.boolean("MANUAL_INSTALL", manual) if manual else True
     return SetupOptions(
         steps=steps, dry_run=args.dry_run, install_dir=install_dir, workload_dir=workload_dir,
-        model_dir=_model_dir(env, metadata, workload_dir),
+        model_dir=resolve_model_dir(env, metadata, workload_dir),
         repo_id=str(weights.get("repo_id", "nvidia/DeepSeek-R1-FP4")),
         revision=revision, image_uri=image_uri, image_file=install_dir / "images" / image_file_name(image_uri),
         arch=resolve_arch(args.arch, context.gpu_type), gpu_type=context.gpu_type, workers=args.workers,

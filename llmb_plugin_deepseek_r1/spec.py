@@ -147,6 +147,13 @@ def _absolute_path(var: str, value: str) -> Path:
     return Path(value)
 
 
+def resolve_model_dir(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path) -> Path:
+    """MODEL_PATH (absolute), else the recipe's weights folder inside $LLMB_WORKLOAD (jobs and setup agree)."""
+    if _set(env, "MODEL_PATH"):
+        return _absolute_path("MODEL_PATH", env["MODEL_PATH"].strip())
+    return workload_dir / str(((metadata.get("setup") or {}).get("weights") or {}).get("folder", "DeepSeek-R1-FP4"))
+
+
 def _images(metadata: Mapping[str, Any]) -> list[str]:
     return [str(i) for i in (metadata.get("container") or {}).get("images") or []]
 
@@ -266,8 +273,7 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     bench_timeout = knobs.positive_int("BENCH_TIMEOUT", env["BENCH_TIMEOUT"]) if _set(env, "BENCH_TIMEOUT") else None
     hang_grace = knobs.positive_int("HANG_GRACE", env["HANG_GRACE"]) if _set(env, "HANG_GRACE") else 60
     container_env = tuple(knobs.env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split())
-    model_dir = _absolute_path("MODEL_PATH", env["MODEL_PATH"]) if _set(env, "MODEL_PATH") else \
-        workload_dir / str((metadata.get("setup") or {}).get("weights", {}).get("folder", "DeepSeek-R1-FP4"))
+    model_dir = resolve_model_dir(env, metadata, workload_dir)
     image, version = resolve_image(env, request.install_dir, metadata)
     gpus_hw = int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))
     knobs_set = {k: env[k] for k in KNOB_NAMES if k in env and not is_secret_name(k)}
