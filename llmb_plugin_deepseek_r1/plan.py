@@ -12,6 +12,7 @@ from .trtllm import bench_argv, extra_llm_api_options
 
 def use_case_document(spec: RunSpec) -> dict[str, Any]:
     """One use case as the dry-run JSON documents it (keys are a published interface)."""
+    command = bench_argv(spec)
     return {
         "name": spec.use_case,
         "isl": spec.isl,
@@ -31,9 +32,8 @@ def use_case_document(spec: RunSpec) -> dict[str, Any]:
         "stdout": str(spec.job_file(".out")),
         "stderr": str(spec.job_file(".err")),
         "trtllm_version": spec.trtllm_version,
-        "command": bench_argv(spec),
-        "launch_command": runtime.launch_argv(spec, bench_argv(spec), under_slurm=True)
-        if spec.runtime != "docker" else runtime.launch_argv(spec, bench_argv(spec), under_slurm=False),
+        "command": command,
+        "launch_command": runtime.launch_argv(spec, command, under_slurm=spec.runtime != "docker"),
         "extra_llm_api_options": extra_llm_api_options(spec),
     }
 
