@@ -8,7 +8,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -87,12 +86,10 @@ def slurm_time_left_s(environ: Mapping[str, str]) -> float | None:
     job_id = environ.get("SLURM_JOB_ID")
     if not job_id:
         return None
-    try:
-        done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%L"], capture_output=True, text=True,
-                              timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return parse_slurm_duration(done.stdout.splitlines()[0]) if done.returncode == 0 and done.stdout else None
+    from .host.tracking import slurm_output
+
+    out = slurm_output(["squeue", "-h", "-j", job_id, "-o", "%L"])
+    return parse_slurm_duration(out.splitlines()[0]) if out else None
 
 
 def benchmark_environment(environ: Mapping[str, str], asked: Sequence[str]) -> dict[str, str]:

@@ -23,7 +23,8 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NOD
 POLL_S = 1.0
 
 
-def _run(argv: list[str]) -> str | None:
+def slurm_output(argv: list[str]) -> str | None:
+    """stdout of a Slurm client command, or None when it cannot run, times out or fails."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -32,7 +33,7 @@ def _run(argv: list[str]) -> str | None:
 
 
 def sacct_state(job_id: str) -> str | None:
-    out = _run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,State"])
+    out = slurm_output(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,State"])
     for line in (out or "").splitlines():
         jid, _, state = line.partition("|")
         if jid == job_id and state:
@@ -41,7 +42,7 @@ def sacct_state(job_id: str) -> str | None:
 
 
 def squeue_state(job_id: str) -> str | None:
-    out = _run(["squeue", "-h", "-j", job_id, "-o", "%T"])
+    out = slurm_output(["squeue", "-h", "-j", job_id, "-o", "%T"])
     lines = (out or "").split()
     return lines[0] if lines else None
 
