@@ -82,7 +82,7 @@ def child(kind: str, args: dict) -> None:
 
     import numpy  # noqa: F401 - both sides use numpy; load it before timing
 
-    from llmb_plugin_deepseek_r1.dataset import DatasetRequest, generate_dataset, validate_dataset
+    from llmb_plugin_deepseek_r1.dataset.store import DatasetRequest, generate_dataset, validate_dataset
 
     start = time.perf_counter()
     if kind == "reference":
@@ -116,7 +116,7 @@ def measure(kind: str, **args) -> tuple[float, float]:
 
 
 def check_semantics(path: Path, isl: int, osl: int, n: int) -> str:
-    from llmb_plugin_deepseek_r1.dataset import validate_dataset
+    from llmb_plugin_deepseek_r1.dataset.store import validate_dataset
 
     result = validate_dataset(path, isl=isl, osl=osl, num_requests=n, vocab_size=VOCAB, eos_id=EOS)
     return "valid" if result.ok and result.lines == n else f"INVALID: {result.message}"

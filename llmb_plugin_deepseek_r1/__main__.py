@@ -11,13 +11,13 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "verify-weights": ("llmb_plugin_deepseek_r1.weights", "check a DeepSeek-R1-FP4 checkpoint folder"),
-    "prepare-dataset": ("llmb_plugin_deepseek_r1.dataset", "write a synthetic trtllm-bench dataset"),
-    "validate-dataset": ("llmb_plugin_deepseek_r1.dataset", "check an existing trtllm-bench dataset"),
-    "parse-log": ("llmb_plugin_deepseek_r1.report", "parse a trtllm-bench output file"),
-    "launch": ("llmb_plugin_deepseek_r1.launch", "run the benchmark job body for $USE_CASES (launch.sh)"),
-    "setup": ("llmb_plugin_deepseek_r1.setup_steps", "prepare weights, image and datasets (setup.sh)"),
-    "results": ("llmb_plugin_deepseek_r1.results", "one table of all runs, compared with references"),
-    "archive": ("llmb_plugin_deepseek_r1.results", "pack experiments (logs, results, YAML) into one file"),
+    "prepare-dataset": ("llmb_plugin_deepseek_r1.dataset.cli", "write a synthetic trtllm-bench dataset"),
+    "validate-dataset": ("llmb_plugin_deepseek_r1.dataset.cli", "check an existing trtllm-bench dataset"),
+    "parse-log": ("llmb_plugin_deepseek_r1.report.cli", "parse a trtllm-bench output file"),
+    "launch": ("llmb_plugin_deepseek_r1.job.launch", "run the benchmark job body for $USE_CASES (launch.sh)"),
+    "setup": ("llmb_plugin_deepseek_r1.setup.steps", "prepare weights, image and datasets (setup.sh)"),
+    "results": ("llmb_plugin_deepseek_r1.results.cli", "one table of all runs, compared with references"),
+    "archive": ("llmb_plugin_deepseek_r1.results.cli", "pack experiments (logs, results, YAML) into one file"),
 }
 
 

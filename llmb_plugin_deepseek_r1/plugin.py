@@ -5,18 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
-from . import WORKLOAD_KEY
+from .recipe import WORKLOAD_KEY, load_metadata
 from .host.contract import JobPlan, RunRequest
 from .host.hookspecs import hookimpl
-
-
-def load_metadata() -> dict[str, Any]:
-    """workload.yaml, read from the installed package (so a wheel works, not only a checkout)."""
-    from importlib.resources import files
-
-    import yaml
-
-    return yaml.safe_load(files(__package__).joinpath("workload.yaml").read_text())
 
 
 class DeepSeekR1Workload:
@@ -29,20 +20,20 @@ class DeepSeekR1Workload:
         return load_metadata()
 
     def plan(self, request: RunRequest) -> list[JobPlan]:
-        from .plan import build_job_plans
-        from .spec import resolve_run_specs
+        from .planning.plan import build_job_plans
+        from .planning.spec import resolve_run_specs
 
         return build_job_plans(resolve_run_specs(request, self.metadata), request)
 
     def check_before_submit(self, request: RunRequest, plans: list[JobPlan]) -> list[str]:
         """What can be checked on the submitting node (shared storage) before four GPUs are allocated."""
-        from .submit_checks import problems_before_submit
+        from .job.before_submit import problems_before_submit
 
         return problems_before_submit([spec for plan in plans for spec in plan.body_args[0]])
 
     def setup(self, argv: list[str], context: Any) -> int:
         """`llmb-run setup -w inference_deepseek-r1 [-- options]`: the installer's setup steps."""
-        from .setup_steps import main as setup_main
+        from .setup.steps import main as setup_main
 
         return setup_main(argv, context=context)
 
@@ -57,13 +48,13 @@ class DeepSeekR1Workload:
 
     def results(self, argv: list[str], context: Any) -> int:
         """`llmb-run results [-w inference_deepseek-r1] [-- options]`: the results table."""
-        from .results import main as results_main
+        from .results.cli import main as results_main
 
         return results_main(argv, context=context)
 
     def archive(self, argv: list[str], context: Any) -> int:
         """`llmb-run archive [-w inference_deepseek-r1]`: pack experiments to share."""
-        from .results import main_archive
+        from .results.cli import main_archive
 
         return main_archive(argv, context=context)
 

@@ -38,16 +38,16 @@ def llmb_env(monkeypatch: pytest.MonkeyPatch, install_dir: Path, tmp_path: Path)
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    from llmb_plugin_deepseek_r1.host import cli
+    from llmb_plugin_deepseek_r1.host import cli, plugins  # noqa: F401
 
-    monkeypatch.setattr(cli, "_REGISTRY", None)
+    monkeypatch.setattr(plugins, "_SHARED", None)
     return install_dir
 
 
 @pytest.fixture
 def run_cli(llmb_env, capsys):
     """Run llmb-run in-process; returns (exit code, stdout, stderr)."""
-    from llmb_plugin_deepseek_r1.host import cli
+    from llmb_plugin_deepseek_r1.host import cli, plugins  # noqa: F401
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = cli.main(list(argv))

@@ -32,9 +32,9 @@ def job_environ(install: Path, **extra: str) -> dict[str, str]:
 
 
 def specs_for(environ: dict[str, str], cwd: Path | None = None):
-    from llmb_plugin_deepseek_r1.launch import request_from_environment
-    from llmb_plugin_deepseek_r1.plugin import load_metadata
-    from llmb_plugin_deepseek_r1.spec import resolve_run_specs
+    from llmb_plugin_deepseek_r1.job.launch import request_from_environment
+    from llmb_plugin_deepseek_r1.recipe import load_metadata
+    from llmb_plugin_deepseek_r1.planning.spec import resolve_run_specs
 
     request = request_from_environment(environ, cwd or Path(environ["LLMB_INSTALL"]), model_size="671b",
                                        dtype="nvfp4", scale=4)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jobkit import job_environ, load, result_files, specs_for
 
-from llmb_plugin_deepseek_r1.job import JobFailed, run_job
+from llmb_plugin_deepseek_r1.job.run import JobFailed, run_job
 
 WORKLOAD = Path("workloads") / "inference_deepseek-r1"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmb_plugin_deepseek_r1.dataset import (
+from llmb_plugin_deepseek_r1.dataset.store import (
     DatasetError,
     DatasetInfo,
     DatasetRequest,
@@ -27,7 +27,7 @@ from llmb_plugin_deepseek_r1.dataset import (
     sidecar_path,
     validate_dataset,
 )
-from llmb_plugin_deepseek_r1.dataset_format import encode_words, write_requests
+from llmb_plugin_deepseek_r1.dataset.format import encode_words, write_requests
 
 
 def requests_of(path: Path) -> list[dict]:
@@ -170,7 +170,7 @@ def test_killed_writer_never_leaves_a_partial_file_under_the_final_name(tmp_path
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from llmb_plugin_deepseek_r1.dataset import _write_atomically\n"
+        "from llmb_plugin_deepseek_r1.dataset.store import _write_atomically\n"
         "def write(handle):\n"
         "    handle.write(b'partial'); handle.flush()\n"
         "    print('writing', flush=True); sys.stdin.readline()\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1 import dataset_check
-from llmb_plugin_deepseek_r1.dataset import DatasetError, DatasetRequest, generate_dataset, validate_dataset
+from llmb_plugin_deepseek_r1.dataset import check as dataset_check
+from llmb_plugin_deepseek_r1.dataset.store import DatasetError, DatasetRequest, generate_dataset, validate_dataset
 
 VOCAB, EOS = 129280, 1
 CHECKS = {"isl": 12, "osl": 5, "vocab_size": VOCAB, "eos_id": EOS}

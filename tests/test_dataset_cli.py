@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.dataset import main_prepare_dataset, main_validate_dataset, read_sidecar
+from llmb_plugin_deepseek_r1.dataset.cli import main_prepare_dataset, main_validate_dataset
+from llmb_plugin_deepseek_r1.dataset.store import read_sidecar
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from jobkit import job_environ, load, result_files, specs_for
-from llmb_plugin_deepseek_r1.job import JobFailed, benchmark_environment, run_job
+from llmb_plugin_deepseek_r1.job.run import JobFailed, benchmark_environment, run_job
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -209,7 +209,7 @@ def test_sigterm_kills_the_benchmark_and_records_a_cancelled_result(tmp_path):
 
     environ = job_environ(tmp_path, FAKE_TRTLLM_DELAY="120")
     code = ("import os, sys; sys.path.insert(0, %r); from jobkit import specs_for; "
-            "from llmb_plugin_deepseek_r1.job import run_job; "
+            "from llmb_plugin_deepseek_r1.job.run import run_job; "
             "run_job(specs_for(dict(os.environ)), dict(os.environ))") % str(REPO / "tests")
     proc = subprocess.Popen([sys.executable, "-c", code], env=environ, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

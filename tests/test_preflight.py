@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from llmb_plugin_deepseek_r1.preflight import (Gpu, check_gpus, check_image, parse_nvidia_smi_csv, query_gpus,
+from llmb_plugin_deepseek_r1.job.preflight import (Gpu, check_gpus, check_image, parse_nvidia_smi_csv, query_gpus,
                                                visible)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gpu"
@@ -108,7 +108,7 @@ def test_nvml_reading_of_the_real_h100(monkeypatch):
         nvmlDeviceGetUUID=lambda h: "GPU-47005795-b939-8308-a558-1ed5867c0160")
     monkeypatch.setitem(sys.modules, "pynvml", types.ModuleType("pynvml"))
     sys.modules["pynvml"].__dict__.update(vars(fake))
-    from llmb_plugin_deepseek_r1.preflight import query_gpus_nvml, query_node_gpus
+    from llmb_plugin_deepseek_r1.job.preflight import query_gpus_nvml, query_node_gpus
 
     [gpu], how = query_gpus_nvml()
     assert how == "NVML" and gpu == parse_nvidia_smi_csv(H100.read_text())[0].__class__(
@@ -122,7 +122,7 @@ def test_neither_nvidia_smi_nor_nvml(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
-    from llmb_plugin_deepseek_r1.preflight import query_node_gpus
+    from llmb_plugin_deepseek_r1.job.preflight import query_node_gpus
 
     gpus, how = query_node_gpus(search_path="/nonexistent")
     assert gpus is None and how == "nvidia-smi not found on this node; nvidia-ml-py (pynvml) is not installed"

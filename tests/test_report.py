@@ -14,7 +14,6 @@ from llmb_plugin_deepseek_r1.report import (
     METRIC_KEYS,
     OOM_REMEDY,
     classify_failure,
-    main_parse_log,
     parse_all_reports,
     parse_report,
     parse_report_file,
@@ -22,6 +21,7 @@ from llmb_plugin_deepseek_r1.report import (
     report_from_statistics,
     scan_logs,
 )
+from llmb_plugin_deepseek_r1.report.cli import main_parse_log
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports"
 STREAMING_KEYS = ("avg_ttft_ms", "avg_tpot_ms", "per_user_output_speed_tok_s_user")

@@ -17,9 +17,9 @@ import pytest
 from jobkit import result_files
 from results_kit import by_job, rerun_copy, workload_dir
 
-from llmb_plugin_deepseek_r1.plugin import load_metadata
-from llmb_plugin_deepseek_r1.results import main
-from llmb_plugin_deepseek_r1.results_load import (
+from llmb_plugin_deepseek_r1.recipe import load_metadata
+from llmb_plugin_deepseek_r1.results.cli import main
+from llmb_plugin_deepseek_r1.results.load import (
     ResultsError,
     find_result_files,
     load_runs,
@@ -277,9 +277,9 @@ def test_llmb_run_results_through_the_host(run_cli, llmb_env, base_install):
 
 def test_pandas_and_matplotlib_are_not_imported_until_used():
     code = ("import sys\n"
-            "import llmb_plugin_deepseek_r1.results, llmb_plugin_deepseek_r1.results_load\n"
-            "import llmb_plugin_deepseek_r1.results_plot, llmb_plugin_deepseek_r1.results_archive\n"
-            "import llmb_plugin_deepseek_r1.results_table, llmb_plugin_deepseek_r1.plugin\n"
+            "import llmb_plugin_deepseek_r1.results.cli, llmb_plugin_deepseek_r1.results.load\n"
+            "import llmb_plugin_deepseek_r1.results.plot, llmb_plugin_deepseek_r1.results.archive\n"
+            "import llmb_plugin_deepseek_r1.results.table, llmb_plugin_deepseek_r1.plugin\n"
             "print(sorted(m for m in ('pandas', 'matplotlib') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})

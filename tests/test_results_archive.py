@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from results_kit import workload_dir
 
-from llmb_plugin_deepseek_r1.results import main_archive
-from llmb_plugin_deepseek_r1.results_archive import DEFAULT_MAX_FILE_BYTES, parse_size
+from llmb_plugin_deepseek_r1.results.cli import main_archive
+from llmb_plugin_deepseek_r1.results.archive import DEFAULT_MAX_FILE_BYTES, parse_size
 
 pytest_plugins = ["results_fixtures"]  # the base_install / install fixtures
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from results_kit import by_job, rerun_copy, workload_dir
 
-from llmb_plugin_deepseek_r1.results import main
-from llmb_plugin_deepseek_r1.results_plot import (
+from llmb_plugin_deepseek_r1.results.cli import main
+from llmb_plugin_deepseek_r1.results.plot import (
     INSTALL_HINT,
     pareto_frontier,
     plot_data,
@@ -121,7 +121,7 @@ def test_nothing_to_plot_is_an_error(base_install, tmp_path, capsys):
 def test_missing_matplotlib_names_the_extra(base_install, tmp_path):
     code = ("import sys\n"
             "sys.modules['matplotlib'] = None\n"  # what an environment without the [plot] extra looks like
-            "from llmb_plugin_deepseek_r1.results import main\n"
+            "from llmb_plugin_deepseek_r1.results.cli import main\n"
             f"sys.exit(main(['--dir', {str(workload_dir(base_install))!r}, '--plot', {str(tmp_path / 'p.png')!r}]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})

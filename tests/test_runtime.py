@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.runtime import container_environment, launch_argv, mounts
+from llmb_plugin_deepseek_r1.planning.runtime import container_environment, launch_argv, mounts
 from test_trtllm import make_spec
 
 BENCH = ["trtllm-llmapi-launch", "trtllm-bench", "-m", "DeepSeek-R1", "--dataset", "/w/data set.txt"]

@@ -14,10 +14,10 @@ import pytest
 
 from llmb_plugin_deepseek_r1.host.cluster import resolve_context
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
-from llmb_plugin_deepseek_r1.plugin import load_metadata
-from llmb_plugin_deepseek_r1.setup_options import (parse_steps, request_count, resolve_arch, resolve_image_uri,
+from llmb_plugin_deepseek_r1.recipe import load_metadata
+from llmb_plugin_deepseek_r1.setup.options import (parse_steps, request_count, resolve_arch, resolve_image_uri,
                                                    resolve_options)
-from llmb_plugin_deepseek_r1.setup_steps import build_parser, main
+from llmb_plugin_deepseek_r1.setup.steps import build_parser, main
 from test_setup_support import (COMMIT, EOS_ID, IMAGE_NAME, REPO, SCRUB, VOCAB_SIZE, expected_digests,
                                 make_hf_cache, run_setup, setup_env, statuses)
 
@@ -206,7 +206,7 @@ def test_dry_run_changes_nothing_and_says_what_it_would_do(offline, capsys) -> N
 
 
 def test_full_offline_run_then_a_second_run_skips_everything(offline, capsys) -> None:
-    from llmb_plugin_deepseek_r1.dataset import read_sidecar
+    from llmb_plugin_deepseek_r1.dataset.store import read_sidecar
     from llmb_plugin_deepseek_r1.weights import check_weights
 
     code, doc = run_json(capsys)
@@ -285,9 +285,9 @@ def test_a_failing_layout_stops_the_other_steps(offline, capsys) -> None:
 # ---- the ways in -----------------------------------------------------------------------------------------------
 
 def test_llmb_run_setup_drives_the_plugins_setup(offline, capsys, monkeypatch) -> None:
-    from llmb_plugin_deepseek_r1.host import cli
+    from llmb_plugin_deepseek_r1.host import cli, plugins
 
-    monkeypatch.setattr(cli, "_REGISTRY", None)
+    monkeypatch.setattr(plugins, "_SHARED", None)
     code = cli.main(["setup", "-w", WORKLOAD, "--", "--steps", "layout,datasets", "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and statuses(doc) == {"layout": "done", "datasets": "done"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.setup_image import squashfs_check
+from llmb_plugin_deepseek_r1.setup.image import squashfs_check
 from test_setup_support import IMAGE_NAME, make_hf_cache, run_setup, setup_env, statuses
 
 pytestmark = pytest.mark.skipif(shutil.which("mksquashfs") is None or shutil.which("unsquashfs") is None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.setup_slurm import sbatch_environment
+from llmb_plugin_deepseek_r1.setup.slurm import sbatch_environment
 from slurm_cluster import sacct_record, wait_sacct_state, wait_until
 from test_setup_support import IMAGE_NAME, make_hf_cache, run_setup, setup_env, statuses
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.setup_weights import (cache_manifest_entries, hub_manifest_entries, retry_delay,
+from llmb_plugin_deepseek_r1.setup.download import (cache_manifest_entries, hub_manifest_entries, retry_delay,
                                                    with_backoff)
-from llmb_plugin_deepseek_r1.setup_steps import main
+from llmb_plugin_deepseek_r1.setup.steps import main
 from llmb_plugin_deepseek_r1.weights import check_weights
 from test_setup_support import (COMMIT, SCRUB, FakeHub, checkpoint_files, expected_digests, make_hf_cache, run_setup,
                                 setup_env, statuses)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.spec import RunSpec, image_file_name
-from llmb_plugin_deepseek_r1.trtllm import (bench_argv, cuda_graph_batch_sizes, extra_llm_api_options,
-                                           trtllm_version_from_image, yaml_generation)
+from llmb_plugin_deepseek_r1.planning.spec import RunSpec, image_file_name
+from llmb_plugin_deepseek_r1.planning.trtllm import bench_argv, cuda_graph_batch_sizes, extra_llm_api_options
+from llmb_plugin_deepseek_r1.planning.versions import trtllm_version_from_image, yaml_generation
 
 
 def make_spec(**changes) -> RunSpec:
@@ -89,7 +89,7 @@ def test_bench_argv_streaming_off_old_version_has_no_report_json():
 
 def test_derived_paths_cannot_escape_the_workload_dir():
     from llmb_plugin_deepseek_r1.host.errors import ValidationError
-    from llmb_plugin_deepseek_r1.spec import check_spec
+    from llmb_plugin_deepseek_r1.planning.spec import check_spec
 
     check_spec(make_spec(use_case="ok_name"))
     with pytest.raises(ValidationError, match="would escape"):

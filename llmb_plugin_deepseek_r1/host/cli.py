@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from .contract import RunRequest
 from .errors import LlmbError, ValidationError
-from .plugins import Registry, load_registry
+from .plugins import Registry, shared_registry as _registry
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,25 +76,14 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     _add_run_arguments(p, later_spelling=True)
     p.set_defaults(handler=cmd_run)
 
-    from . import extra_commands
+    from . import commands
 
-    extra_commands.add_host_commands(sub)
+    commands.add_host_commands(sub)
     if registry is not None:
         registry.manager.hook.llmb_register_commands(subparsers=sub)
     return parser
 
 
-def _registry() -> Registry:
-    global _REGISTRY
-    if _REGISTRY is None:
-        _REGISTRY = load_registry()
-        for broken in _REGISTRY.broken:
-            print(f"warning: plugin {broken.name!r} ({broken.target}) failed to load: {broken.error}",
-                  file=sys.stderr)
-    return _REGISTRY
-
-
-_REGISTRY: Registry | None = None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -187,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         needs_plugins = not argv or argv[0] not in ("--help", "-h")
         parser = build_parser(_registry() if needs_plugins else None)
-        from .extra_commands import DELEGATED, split_delegated
+        from .commands import DELEGATED, split_delegated
 
         if argv and argv[0] in DELEGATED:  # the workload parses its own options, in their original order
             args = split_delegated(argv)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import pluggy
 
-from . import hookspecs
+from llmb_plugin_deepseek_r1.host import hookspecs
 from .errors import HostError, ValidationError
 
 ENTRY_POINT_GROUP = "llmb_run.workloads"
@@ -103,3 +104,17 @@ def load_registry(extra_plugins: Iterable[Any] = (), *, entry_points: bool = Tru
                 manager.unregister(plugin)
             registry.broken.append(BrokenPlugin(name, target, f"{type(exc).__name__}: {exc}"))
     return registry
+
+
+_SHARED: Registry | None = None
+
+
+def shared_registry() -> Registry:
+    """The registry of this process, loaded once; plugins that failed to load are named on stderr once."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = load_registry()
+        for broken in _SHARED.broken:
+            print(f"warning: plugin {broken.name!r} ({broken.target}) failed to load: {broken.error}",
+                  file=sys.stderr)
+    return _SHARED

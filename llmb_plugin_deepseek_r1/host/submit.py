@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import records
+from llmb_plugin_deepseek_r1.host import records
 from .contract import JobPlan, RunRequest
 from .errors import HostError, ValidationError
 from .render import redact_env
@@ -180,7 +180,7 @@ def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], 
     where = write_records(submitted, request, sys.argv[1:])
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    from . import tracking
+    from llmb_plugin_deepseek_r1.host import tracking
 
     job_ids = [s.job_id for s in submitted]
     if args.json:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from . import layout
+from llmb_plugin_deepseek_r1.weights import layout
 from .quant import validate_dtype
 from .report import DEFAULT_REPO_ID, Problem, WeightReport
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..host.records import write_text_atomic
+from llmb_plugin_deepseek_r1.host.records import write_text_atomic
 from .safetensors_check import usable_cores
 
 BUFSIZE = 8 << 20

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from .safetensors_check import LFS_PREFIX, parse_lfs_pointer
 
-from ..host.records import write_text_atomic
+from llmb_plugin_deepseek_r1.host.records import write_text_atomic
 
 MANIFEST_NAME = ".llmb-manifest.json"
 MANIFEST_FORMAT = "llmb-weights-manifest"

@@ -1,0 +1,152 @@
+"""Host commands beyond list/single/submit: jobs (tracking); each imports its work lazily."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import ValidationError
+
+
+def _install_dir() -> Path:
+    from .cluster import resolve_context
+
+    return resolve_context(os.environ, Path.cwd()).install_dir
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from llmb_plugin_deepseek_r1.host import tracking
+
+    install = _install_dir()
+    if args.action == "list":
+        rows = []
+        for record in tracking.iter_records(install):
+            state, source = tracking.job_state(install, record)
+            rows.append({"job_id": record["job_id"], "name": record["plan"]["name"], "state": state,
+                         "source": source, "executor": record.get("executor"),
+                         "submitted": time.strftime("%Y-%m-%d %H:%M", time.localtime(record["submitted"]))})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                print(f"{r['job_id']:<14}{r['state']:<11}{r['submitted']:<18}{r['name']}  ({r['source']})")
+            if not rows:
+                print("No submitted jobs.")
+        return 0
+    if not args.job_id:
+        raise ValidationError(f"llmb-run jobs {args.action} needs a job id")
+    record = tracking.find_record(install, args.job_id)
+    if args.action == "show":
+        state, source = tracking.job_state(install, record)
+        results = tracking.result_summaries(install, record) if state in tracking.TERMINAL else []
+        if args.json:
+            print(json.dumps({"job_id": args.job_id, "state": state, "source": source, "record": record,
+                              "results": results}, indent=2, default=str))
+        else:
+            print(f"state from {source}; submitted as: {record['command_line']}")
+            print(tracking.format_summary(args.job_id, state, results))
+        return 0
+    if args.action == "wait":
+        state = tracking.wait_for(install, record, args.timeout or tracking.default_timeout(record))
+        print(tracking.format_summary(args.job_id, state, tracking.result_summaries(install, record)))
+        return 0 if state == "COMPLETED" else 1
+    if args.action == "cancel":
+        tracking.cancel(install, record)
+        print(f"cancel requested for {args.job_id}")
+        return 0
+    if args.action == "log":
+        return _print_log(install, record, args)
+    return 1
+
+
+def _print_log(install: Path, record: dict, args: argparse.Namespace) -> int:
+    from llmb_plugin_deepseek_r1.host import tracking
+
+    paths = tracking.log_paths(record)
+    offsets = {p: 0 for p in paths}
+    deadline = time.monotonic() + (args.timeout or tracking.default_timeout(record))
+    while True:
+        for path in paths:
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(offsets[path])
+                    chunk = handle.read()
+            except OSError:
+                continue
+            offsets[path] += len(chunk)
+            sys.stdout.write(chunk.decode(errors="replace"))
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        state, _ = tracking.job_state(install, record)
+        if state in tracking.TERMINAL or time.monotonic() >= deadline:
+            return 0
+        time.sleep(1.0)
+
+
+DELEGATED = ("setup", "verify", "results", "archive")
+
+
+def split_delegated(argv: list[str]) -> argparse.Namespace:
+    """`llmb-run COMMAND [-w W] OPTIONS...`: take -w/--workload out, keep every other word in order."""
+    workload = None
+    rest: list[str] = []
+    words = iter(argv[1:])
+    for word in words:
+        if word in ("-w", "--workload"):
+            workload = next(words, None)
+            if workload is None:
+                raise ValidationError(f"llmb-run {argv[0]}: {word} needs a workload key")
+        elif word.startswith("--workload="):
+            workload = word.split("=", 1)[1]
+        else:
+            rest.append(word)
+    method = argv[0]
+    return argparse.Namespace(command=method, workload=workload, rest=rest,
+                              handler=lambda args: _delegate(method, args))
+
+
+def _delegate(method: str, args: argparse.Namespace) -> int:
+    """Hand a command to the workload's optional method ``method(argv, context) -> int``."""
+    from .plugins import shared_registry as _registry
+    from .cluster import resolve_context
+
+    registry = _registry()
+    if args.workload is None:
+        offering = sorted(k for k, w in registry.workloads.items() if hasattr(w, method))
+        if len(offering) != 1:
+            raise ValidationError(f"choose a workload with -w; offering `{method}`: {', '.join(offering) or 'none'}")
+        args.workload = offering[0]
+    workload = registry.get(args.workload)
+    handler = getattr(workload, method, None)
+    if handler is None:
+        raise ValidationError(f"workload {workload.key} does not provide `{method}`")
+    context = resolve_context(os.environ, Path.cwd())
+    rest = list(args.rest)
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    return int(handler(rest, context) or 0)
+
+
+def add_host_commands(sub: argparse._SubParsersAction) -> None:
+    for method, help_text in (("setup", "prepare a workload: weights, container image, datasets (the installer's "
+                                        "step; `llmb-run setup -w W -- --help` for its options)"),
+                              ("verify", "check a workload's prerequisites, e.g. weight integrity"),
+                              ("results", "one table of all runs of a workload, compared with references"),
+                              ("archive", "pack a workload's experiments (logs, results, YAML) into one file")):
+        p = sub.add_parser(method, help=help_text)
+        p.add_argument("-w", "--workload", help="workload key (optional when only one workload offers this)")
+        p.add_argument("rest", nargs=argparse.REMAINDER, help="options for the workload's own command")
+        p.set_defaults(handler=lambda args, _m=method: _delegate(_m, args))
+
+    p = sub.add_parser("jobs", help="list, show, follow, wait for or cancel submitted jobs")
+    p.add_argument("action", choices=("list", "show", "log", "wait", "cancel"))
+    p.add_argument("job_id", nargs="?")
+    p.add_argument("--follow", "-f", action="store_true", help="with log: keep printing until the job ends")
+    p.add_argument("--timeout", type=float, help="seconds to wait at most (default: the job's time limit + 10 min)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_jobs)

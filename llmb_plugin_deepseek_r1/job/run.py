@@ -1,0 +1,338 @@
+"""The job body, run once per Slurm job (in the batch step): for each use case, preflight -> weights ->
+dataset -> extra-options YAML -> benchmark -> collect -> verdict. Each failure stops the job with a clear reason
+and a FAILED status; nothing already written is ever overwritten."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from llmb_plugin_deepseek_r1 import __version__
+from llmb_plugin_deepseek_r1.planning import runtime
+from llmb_plugin_deepseek_r1.host import records
+from .benchmark import BenchOutcome, run_benchmark
+from .collect import Verdict, asked_document, failed, judge, measured_document, summary_line
+from llmb_plugin_deepseek_r1.host.contract import is_secret_name
+from .preflight import Check, check_gpus, check_image, query_node_gpus, visible
+from llmb_plugin_deepseek_r1.planning.spec import RunSpec, with_overrides
+from llmb_plugin_deepseek_r1.planning.trtllm import bench_argv, extra_llm_api_options
+from llmb_plugin_deepseek_r1.planning.versions import yaml_generation
+
+KV_STEP = 0.05
+TIME_MARGIN_S = 60.0
+
+
+class JobFailed(RuntimeError):
+    """Raised at the end of a job with a FAILED use case, so that Slurm and submitit record it as failed."""
+
+
+class JobTerminated(BaseException):
+    """SIGTERM (scancel, a killed allocation) arrived: the benchmark's process group is killed, the result is
+    written as FAILED (cancelled), and the job ends."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise JobTerminated(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """SIGTERM becomes JobTerminated while the job runs (submitit only logs it; an orphaned benchmark in its own
+    session would keep the GPUs busy on clusters without cgroups)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def current_job_id(environ: Mapping[str, str]) -> str:
+    if environ.get("SLURM_ARRAY_JOB_ID") and environ.get("SLURM_ARRAY_TASK_ID"):
+        return f"{environ['SLURM_ARRAY_JOB_ID']}_{environ['SLURM_ARRAY_TASK_ID']}"
+    for var in ("SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID", "LLMB_JOB_ID"):
+        if environ.get(var):
+            return runtime.safe_job_id(environ[var])
+    return f"local{os.getpid()}"
+
+
+def parse_slurm_duration(text: str) -> float | None:
+    """squeue's %L (time left): [D-]HH:MM:SS, MM:SS or SS; None for UNLIMITED/INVALID/empty."""
+    text = text.strip()
+    days = 0
+    if "-" in text:
+        day_text, _, text = text.partition("-")
+        if not day_text.isdigit():
+            return None
+        days = int(day_text)
+    parts = text.split(":")
+    if not text or not all(p.isdigit() for p in parts) or len(parts) > 3:
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return float(days * 86400 + seconds)
+
+
+def slurm_time_left_s(environ: Mapping[str, str]) -> float | None:
+    """What is left of this allocation, from squeue; None outside Slurm or when squeue cannot tell."""
+    job_id = environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return None
+    from llmb_plugin_deepseek_r1.host.tracking import slurm_output
+
+    out = slurm_output(["squeue", "-h", "-j", job_id, "-o", "%L"])
+    return parse_slurm_duration(out.splitlines()[0]) if out else None
+
+
+def benchmark_environment(environ: Mapping[str, str], asked: Sequence[str]) -> dict[str, str]:
+    """The job's environment without secrets, except those named in CONTAINER_ENV."""
+    return {k: v for k, v in environ.items() if not is_secret_name(k) or k in asked}
+
+
+class _Log:
+    """Writes the job's own messages to its log (stdout) and to the use case's .err file."""
+
+    def __init__(self, err_path: Path) -> None:
+        self.err_path = err_path
+
+    def __call__(self, message: str) -> None:
+        print(message, flush=True)
+        with open(self.err_path, "a") as handle:
+            handle.write(message + "\n")
+
+
+def _claim(paths: Sequence[Path]) -> None:
+    """Create the job's log files exclusively: an existing file means a clash, and it is left untouched."""
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x"):
+            pass
+
+
+def _preflight(spec: RunSpec, gpu_info: tuple[Any, str], log: Callable[[str], None]) -> tuple[list[Check],
+                                                                                             Verdict | None, Any]:
+    gpus, how = gpu_info
+    weights_report = None
+    model_bytes = None
+    if spec.weight_check != "skip":
+        from llmb_plugin_deepseek_r1.weights import check_weights
+
+        log(f"[llmb] weight check ({spec.weight_check}) of {spec.model_dir}")
+        weights_report = check_weights(spec.model_dir, dtype=spec.dtype, full=spec.weight_check == "full")
+        if not weights_report.ok:
+            log(weights_report.format_text())
+            return [], failed("weights_error", f"the weight check found {len(weights_report.problems)} problem(s) in "
+                                               f"{spec.model_dir}", "see the .err file for which files to fix"), \
+                weights_report
+        model_bytes = weights_report.total_bytes
+    checks = check_gpus(gpus, how, scale=spec.scale, dtype=spec.dtype, model_bytes=model_bytes)
+    checks.append(check_image(spec.image, spec.runtime))
+    for check in checks:
+        log(f"[llmb] preflight {check.name}: {check.status}: {check.detail}")
+    bad = [c for c in checks if c.status == "failed"]
+    if bad:
+        return checks, failed("preflight_error", bad[0].detail), weights_report
+    return checks, None, weights_report
+
+
+def _dataset(spec: RunSpec, log: Callable[[str], None]) -> tuple[dict[str, Any] | None, Verdict | None]:
+    from llmb_plugin_deepseek_r1.dataset.store import DatasetError, DatasetRequest, ensure_dataset, vocab_or_default
+
+    vocab_size, eos_id, note = vocab_or_default(spec.model_dir)
+    if note:
+        log(f"[llmb] dataset: {note}; using DeepSeek-R1's vocab {vocab_size} and EOS {eos_id}")
+    request = DatasetRequest(isl=spec.isl, osl=spec.osl, num_requests=spec.num_requests, vocab_size=vocab_size,
+                             eos_id=eos_id)
+    try:
+        info, action = ensure_dataset(spec.dataset, request)
+    except (DatasetError, OSError) as exc:
+        return None, failed("dataset_error", str(exc).splitlines()[0])
+    log(f"[llmb] dataset {spec.dataset}: {action}")
+    return {"path": str(spec.dataset), "action": action, **info.to_dict()}, None
+
+
+def _scan(spec: RunSpec, out: Path, err: Path, report_json: Path) -> Any:
+    from llmb_plugin_deepseek_r1.report import parse_report_json, scan_logs
+
+    scan = scan_logs(out, err)
+    if report_json.is_file():
+        try:
+            from_json = parse_report_json(report_json)
+        except (OSError, ValueError):
+            from_json = None
+        if from_json is not None and from_json.complete:
+            scan.report = from_json
+    return scan
+
+
+def _attempt_token(job_id: str, attempt: int) -> str:
+    return job_id if attempt == 1 else f"{job_id}_try{attempt}"
+
+
+def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadline: float,
+                 gpu_info: tuple[Any, str]) -> dict[str, Any]:
+    """Run one use case to a written result file; returns the result document."""
+    import yaml
+
+    under_slurm = bool(environ.get("SLURM_JOB_ID"))
+    result_path = spec.job_file(".json", job_id)
+    out, err = spec.job_file(".out", job_id), spec.job_file(".err", job_id)
+    _claim([out, err])
+    log = _Log(err)
+    started = time.time()
+    provenance: dict[str, Any] = {
+        "job_id": job_id, "host": socket.gethostname(), "nodes": environ.get("SLURM_JOB_NODELIST"),
+        "image": spec.image, "runtime": spec.runtime, "trtllm_version_expected": spec.trtllm_version,
+        "plugin_version": __version__, "knobs": dict(spec.knobs), "started": started,
+        "gpus": [g.__dict__ for g in (gpu_info[0] or [])],
+    }
+    checks, verdict, weights_report = _preflight(spec, gpu_info, log)
+    provenance["preflight"] = [c.to_dict() for c in checks]
+    if weights_report is not None:
+        provenance["weights"] = {k: v for k, v in weights_report.to_dict().items() if k != "problems"}
+    dataset_info = None
+    if verdict is None:
+        dataset_info, verdict = _dataset(spec, log)
+    provenance["dataset"] = dataset_info
+    attempts: list[dict[str, Any]] = []
+    report = None
+    terminated = False
+    attempt = 1
+    current = spec
+    while verdict is None:
+        token = _attempt_token(job_id, attempt)
+        out_i, err_i = current.job_file(".out", token), current.job_file(".err", token)
+        if attempt > 1:
+            _claim([out_i, err_i])
+        options = extra_llm_api_options(current)
+        yaml_path = current.job_file(".config.yml", token)
+        records.write_text_atomic(yaml_path, yaml.safe_dump(options, sort_keys=False), overwrite=False)
+        argv = bench_argv(current, token)
+        env = benchmark_environment(environ, current.container_env)
+        launch = runtime.launch_argv(current, argv, under_slurm=under_slurm,
+                                     env_names=sorted(runtime.container_environment(env, current.container_env)))
+        log(f"[llmb] running {current.use_case} (attempt {attempt}, KV_CACHE_FRACTION={current.kv_cache_fraction:g})")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            verdict = failed("timeout", "no time left in the allocation for the benchmark")
+            break
+        try:
+            outcome: BenchOutcome = run_benchmark(launch, out_i, err_i, env, timeout_s=remaining,
+                                                  hang_grace_s=current.hang_grace_s)
+        except JobTerminated:
+            terminated = True
+            verdict = failed("cancelled", "the job was cancelled or terminated (SIGTERM) during the benchmark; "
+                                          "its process group was killed")
+            attempts.append({"attempt": attempt, "stdout": str(out_i), "stderr": str(err_i), "command": argv,
+                             "launch_command": launch, "verdict": verdict.to_dict()})
+            break
+        scan = _scan(current, out_i, err_i, current.job_file(".report.json", token))
+        verdict = judge(current, outcome, scan)
+        report = scan.report
+        if verdict.status != "FAILED" and report is not None:
+            reported = report.engine.get("trtllm_version")
+            if reported and _generation_or_none(reported) not in (None, yaml_generation(current.trtllm_version)):
+                verdict.status = "INVALID"
+                verdict.reasons.append(f"the report says TensorRT-LLM {reported}, but the YAML was written for "
+                                       f"{current.trtllm_version}: set TRTLLM_VERSION={reported}")
+        attempts.append({"attempt": attempt, "kv_cache_free_gpu_mem_fraction": current.kv_cache_fraction,
+                         "stdout": str(out_i), "stderr": str(err_i), "extra_llm_api_options_file": str(yaml_path),
+                         "extra_llm_api_options": options, "command": argv, "launch_command": launch,
+                         "outcome": outcome.to_dict(), "verdict": verdict.to_dict()})
+        next_kv = round(current.kv_cache_fraction - KV_STEP, 4)
+        if (verdict.classification == "oom" and attempt <= current.oom_retries and next_kv > 0
+                and deadline - time.monotonic() > TIME_MARGIN_S):
+            log(f"[llmb] out of memory: retrying with KV_CACHE_FRACTION={next_kv:g} "
+                f"({attempt}/{current.oom_retries} retries used)")
+            current = with_overrides(current, kv_cache_fraction=next_kv)
+            attempt += 1
+            verdict = None
+            continue
+        break
+    assert verdict is not None
+    if verdict.classification == "oom" and not verdict.remedy:
+        from llmb_plugin_deepseek_r1.report import OOM_REMEDY
+
+        verdict.remedy = OOM_REMEDY
+    if verdict.remedy:
+        log(f"[llmb] remedy: {verdict.remedy}")
+    provenance["finished"] = time.time()
+    provenance["trtllm_version_reported"] = report.engine.get("trtllm_version") if report is not None else None
+    document = {
+        "schema": 1, "workload": spec.workload, "use_case": spec.use_case, "job_id": job_id,
+        "result_name": spec.result_name, "asked": asked_document(spec),
+        "effective": asked_document(current) if current is not spec else None,
+        "measured": measured_document(current, report) if verdict.status != "FAILED" else None,
+        "verdict": verdict.to_dict(), "provenance": provenance, "attempts": attempts,
+        "files": {"stdout": str(out), "stderr": str(err)},
+    }
+    records.write_json_atomic(result_path, document, overwrite=False)
+    log(summary_line(spec, job_id, verdict, report, result_path))
+    if terminated:
+        raise JobTerminated("SIGTERM during the benchmark")
+    return document
+
+
+def _generation_or_none(version: str) -> str | None:
+    try:
+        return yaml_generation(version)
+    except ValueError:
+        return None
+
+
+def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Run every use case of one job in order; stop at the first FAILED one."""
+    environ = dict(os.environ if environ is None else environ)
+    job_id = current_job_id(environ)
+    first = specs[0]
+    total_s = first.bench_timeout_s or max(60.0, sum(s.time_limit_min for s in specs) * 60.0 - TIME_MARGIN_S)
+    left = slurm_time_left_s(environ)
+    if left is not None and not first.bench_timeout_s:
+        total_s = min(total_s, max(30.0, left - TIME_MARGIN_S))  # end cleanly before Slurm kills the job
+    deadline = time.monotonic() + total_s
+    records.write_status(first.workload_dir, job_id, "RUNNING", use_cases=[s.use_case for s in specs],
+                         host=socket.gethostname())
+    gpus, how = query_node_gpus(search_path=environ.get("PATH"))
+    gpu_info = (visible(gpus, environ.get("CUDA_VISIBLE_DEVICES")) if gpus is not None else None, how)
+    results: list[dict[str, Any]] = []
+    with _terminate_on_sigterm():
+        for spec in specs:
+            try:
+                document = run_use_case(spec, job_id, environ, deadline, gpu_info)
+            except FileExistsError as exc:
+                document = {"use_case": spec.use_case, "verdict": failed(
+                    "launch_error", f"refusing to overwrite existing result files: {exc.filename}").to_dict()}
+            except BaseException as exc:  # JobTerminated, or a bug: the status file must not say RUNNING
+                cancelled = isinstance(exc, JobTerminated)
+                if cancelled:
+                    results.append({"use_case": spec.use_case, "verdict": "FAILED", "classification": "cancelled",
+                                    "result_file": str(spec.job_file(".json", job_id))})
+                records.write_status(first.workload_dir, job_id, "CANCELLED" if cancelled else "FAILED",
+                                     error=f"{type(exc).__name__}: {exc}", results=results)
+                raise
+            results.append({"use_case": spec.use_case, "verdict": document["verdict"]["status"],
+                            "classification": document["verdict"]["classification"],
+                            "result_file": str(spec.job_file(".json", job_id))})
+            if document["verdict"]["status"] == "FAILED":
+                break
+    not_run = [s.use_case for s in specs[len(results):]]
+    failed_any = any(r["verdict"] == "FAILED" for r in results)
+    summary = {"job_id": job_id, "results": results, "not_run": not_run}
+    records.write_status(first.workload_dir, job_id, "FAILED" if failed_any else "COMPLETED", results=results,
+                         not_run=not_run)
+    if failed_any:
+        first_failed = next(r for r in results if r["verdict"] == "FAILED")
+        print(f"[llmb] job {job_id} FAILED in {first_failed['use_case']} ({first_failed['classification']})"
+              + (f"; not run: {', '.join(not_run)}" if not_run else ""), file=sys.stderr, flush=True)
+        raise JobFailed(f"{first_failed['use_case']}: {first_failed['classification']}")
+    return summary

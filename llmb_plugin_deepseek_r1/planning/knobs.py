@@ -1,0 +1,105 @@
+"""Parsers for the recipe's environment knobs: each returns a typed value or raises a one-line ValidationError
+naming the variable, the bad value and what is accepted."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from llmb_plugin_deepseek_r1.host.errors import ValidationError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
+MODES = ("max_throughput", "min_latency")
+RUNTIMES = ("pyxis", "none", "docker")
+
+
+def _bad(var: str, value: str, accepted: str) -> ValidationError:
+    return ValidationError(f"{var}={value!r} is not valid: expected {accepted}")
+
+
+def positive_int(var: str, value: str) -> int:
+    text = value.strip().replace("_", "")
+    if not re.fullmatch(r"\+?\d+", text) or int(text) <= 0:
+        raise _bad(var, value, "a positive whole number")
+    return int(text)
+
+
+def concurrency(var: str, value: str) -> int:
+    text = value.strip()
+    if text == "-1":
+        return -1
+    if not re.fullmatch(r"\+?\d+", text) or int(text) <= 0:
+        raise _bad(var, value, "a positive whole number, or -1 for unlimited")
+    return int(text)
+
+
+def fraction(var: str, value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise _bad(var, value, "a number in (0, 1], e.g. 0.85") from None
+    if not math.isfinite(number) or not 0.0 < number <= 1.0:
+        raise _bad(var, value, "a number in (0, 1], e.g. 0.85")
+    return number
+
+
+def boolean(var: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise _bad(var, value, "true or false (also 1/0, yes/no, on/off)")
+
+
+def choice(var: str, value: str, choices: tuple[str, ...]) -> str:
+    word = value.strip().lower().replace("-", "_")
+    normalised = {c.replace("-", "_"): c for c in choices}
+    if word not in normalised:
+        raise _bad(var, value, "one of " + ", ".join(choices))
+    return normalised[word]
+
+
+def name(var: str, value: str) -> str:
+    """A name that becomes part of file and job names: letters, digits, '_' and '-' only."""
+    if not NAME_RE.fullmatch(value) or value in (".", ".."):
+        raise _bad(var, value, "a name made of letters, digits, '_' and '-'")
+    return value
+
+
+_TIME_FORMATS = (
+    (re.compile(r"^(\d+)$"), lambda m: int(m[1]) * 60),
+    (re.compile(r"^(\d+):(\d{1,2})$"), lambda m: int(m[1]) * 60 + int(m[2])),
+    (re.compile(r"^(\d+):(\d{1,2}):(\d{1,2})$"), lambda m: int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])),
+    (re.compile(r"^(\d+)-(\d+)$"), lambda m: int(m[1]) * 86400 + int(m[2]) * 3600),
+    (re.compile(r"^(\d+)-(\d+):(\d{1,2})$"), lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60),
+    (re.compile(r"^(\d+)-(\d+):(\d{1,2}):(\d{1,2})$"),
+     lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])),
+)
+
+
+def time_limit_minutes(var: str, value: str) -> int:
+    """Slurm's time formats (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) -> whole minutes, rounded up."""
+    text = value.strip()
+    for pattern, seconds_of in _TIME_FORMATS:
+        match = pattern.match(text)
+        if match:
+            seconds = seconds_of(match)
+            if seconds <= 0:
+                break
+            return max(1, math.ceil(seconds / 60))
+    raise _bad(var, value, "a Slurm time limit such as 30, 45:00, 1:40:00 or 1-00:00:00 (greater than zero)")
+
+
+def format_minutes(minutes: int) -> str:
+    """Minutes -> Slurm's HH:MM:SS (what sbatch --time accepts and scontrol prints)."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+
+
+def env_name(var: str, value: str) -> str:
+    """An environment variable name (for CONTAINER_ENV's list of variables passed into the container)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise _bad(var, value, "space-separated environment variable names")
+    return value

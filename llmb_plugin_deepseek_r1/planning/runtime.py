@@ -1,0 +1,94 @@
+"""The container layer: turn the benchmark argv into the argv that runs it (pure functions).
+
+``pyxis``  srun + pyxis flags, the recipe's way on a Slurm cluster (default);
+``none``   run on the host (TensorRT-LLM installed natively, and the tests' stand-in), through srun under Slurm;
+``docker`` a single machine without Slurm.
+Where a shell is unavoidable (srun ... bash -c), every piece is quoted with shlex.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from typing import TYPE_CHECKING, Mapping
+
+from llmb_plugin_deepseek_r1.host.contract import is_secret_name
+
+if TYPE_CHECKING:
+    from .spec import RunSpec
+
+# Variables a TensorRT-LLM container may need from the job's environment; anything else must be asked for by
+# name (CONTAINER_ENV), and secrets never pass unless named there.
+CONTAINER_ENV_PREFIXES = ("TRTLLM_", "TLLM_", "NCCL_", "CUDA_", "NVIDIA_", "UCX_", "OMPI_", "PMIX_", "LLMB_")
+LAUNCHER = "trtllm-llmapi-launch"
+
+
+def nodes(spec: RunSpec) -> int:
+    return max(1, math.ceil(spec.scale / spec.gpus_per_node_hw))
+
+
+def tasks_per_node(spec: RunSpec) -> int:
+    return min(spec.scale, spec.gpus_per_node_hw)
+
+
+def mounts(specs: list[RunSpec]) -> list[str]:
+    """The workload folder read-write, and the model folder read-only where it lies outside it."""
+    result: list[str] = []
+    for spec in specs:
+        workload = f"{spec.workload_dir}:{spec.workload_dir}"
+        if workload not in result:
+            result.append(workload)
+        try:
+            spec.model_dir.relative_to(spec.workload_dir)
+        except ValueError:
+            model = f"{spec.model_dir}:{spec.model_dir}:ro"
+            if model not in result:
+                result.append(model)
+    return result
+
+
+def container_environment(env: Mapping[str, str], asked: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment that may pass into the container: the allowed prefixes, plus the names asked for."""
+    allowed = {}
+    for name, value in env.items():
+        if name in asked or (name.startswith(CONTAINER_ENV_PREFIXES) and not is_secret_name(name)):
+            allowed[name] = value
+    return allowed
+
+
+def launch_argv(spec: RunSpec, bench: list[str], *, under_slurm: bool, env_names: list[str] | None = None) -> list[str]:
+    """The full argv the job body runs for one use case."""
+    inner = list(bench)
+    if not under_slurm and inner and inner[0] == LAUNCHER:
+        inner = inner[1:]  # without Slurm, trtllm-bench starts its own MPI workers
+    command = shlex.join(inner)
+    srun = ["srun", f"--mpi={spec.mpi_type}", f"--nodes={nodes(spec)}", f"--ntasks-per-node={tasks_per_node(spec)}"]
+    if spec.runtime == "pyxis":
+        if not under_slurm:
+            raise ValueError("the pyxis runtime needs a Slurm allocation; use CONTAINER_RUNTIME=docker or none")
+        return srun + [
+            f"--container-image={spec.image}",
+            f"--container-mounts={','.join(mounts([spec]))}",
+            "--container-writable",
+            "--no-container-mount-home",
+            "bash", "-c", command,
+        ]
+    if spec.runtime == "docker":
+        argv = ["docker", "run", "--rm", "--gpus", "all", "--ipc=host", "--ulimit", "memlock=-1",
+                "--ulimit", "stack=67108864"]
+        for mount in mounts([spec]):
+            argv += ["-v", mount]
+        for name in sorted(env_names or []):
+            argv += ["-e", name]
+        return argv + [spec.image, "bash", "-c", command]
+    if under_slurm:
+        return srun + ["bash", "-c", command]
+    return inner
+
+
+def safe_job_id(job_id: str) -> str:
+    """Job ids end up in file names: only digits, '_' (arrays) and letters from submitit's local ids."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", job_id):
+        raise ValueError(f"unexpected job id {job_id!r}")
+    return job_id

@@ -1,0 +1,338 @@
+"""Environment knobs -> one validated, frozen RunSpec per use case (pure: no file system, no Slurm)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from llmb_plugin_deepseek_r1.recipe import MODEL_NAME, WORKLOAD_KEY
+from llmb_plugin_deepseek_r1.planning import knobs
+from llmb_plugin_deepseek_r1.host.contract import RunRequest, is_secret_name
+from llmb_plugin_deepseek_r1.host.errors import ValidationError
+from .versions import parse_trtllm_version, trtllm_version_from_image
+
+DEFAULT_USE_CASE_ORDER = ("reasoning", "chat", "summarization", "generation")
+FALLBACK_USE_CASE = "reasoning"
+
+# Every knob this plugin reads from the environment; what is set of these is recorded with each run.
+KNOB_NAMES = (
+    "USE_CASES", "MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY",
+    "TP", "EP", "PP", "STREAMING", "MODE", "SBATCH_TIMELIMIT", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
+    "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
+    "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "BENCH_TIMEOUT", "HANG_GRACE", "SWEEP_FILE",
+)
+
+_INT_KNOBS = {"MAX_NUM_TOKENS": "max_num_tokens", "MAX_BATCH_SIZE": "max_batch_size",
+              "NUM_REQUESTS": "num_requests", "TP": "tp", "EP": "ep", "PP": "pp"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one use case of one job needs, decided before anything is submitted."""
+
+    use_case: str
+    isl: int
+    osl: int
+    max_batch_size: int
+    max_num_tokens: int
+    kv_cache_fraction: float
+    concurrency: int
+    num_requests: int
+    tp: int
+    ep: int
+    pp: int
+    streaming: bool
+    mode: str
+    attention_dp: bool
+    time_limit_min: int
+    workload: str
+    model_size: str
+    dtype: str
+    scale: int
+    gpu_type: str
+    gpus_per_node_hw: int
+    install_dir: Path
+    workload_dir: Path
+    model_dir: Path
+    image: str
+    trtllm_version: str
+    runtime: str
+    mpi_type: str
+    weight_check: str
+    oom_retries: int
+    account: str | None = None
+    partition: str | None = None
+    gpus_per_node: int | None = None
+    container_env: tuple[str, ...] = ()
+    bench_timeout_s: int | None = None
+    hang_grace_s: int = 60
+    knobs: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def result_name(self) -> str:
+        """The seed's directory name: DeepSeek-R1_TP4_EP4_PP1_CON-1_reasoning."""
+        return f"{MODEL_NAME}_TP{self.tp}_EP{self.ep}_PP{self.pp}_CON{self.concurrency}_{self.use_case}"
+
+    @property
+    def result_dir(self) -> Path:
+        return self.workload_dir / "experiments" / self.result_name
+
+    @property
+    def file_stem(self) -> str:
+        return f"{self.result_name}_streaming-{'on' if self.streaming else 'off'}"
+
+    @property
+    def dataset(self) -> Path:
+        return self.workload_dir / f"dataset_{self.use_case}_{self.isl}_{self.osl}.txt"
+
+    def job_file(self, suffix: str, job_id: str = "%j") -> Path:
+        """<result_dir>/<stem>_<job id><suffix>; '%j' is replaced by the real job id inside the job."""
+        return self.result_dir / f"{self.file_stem}_{job_id}{suffix}"
+
+
+@dataclass(frozen=True)
+class UseCaseRequest:
+    name: str
+    isl: int
+    osl: int
+
+
+def parse_use_cases(value: str | None, table: Mapping[str, Any]) -> list[UseCaseRequest]:
+    """USE_CASES: 'name:ISL/OSL' entries separated by spaces or commas; unset means every table row."""
+    if value is None or not value.strip():
+        order = [n for n in DEFAULT_USE_CASE_ORDER if n in table] + [n for n in table if n not in
+                                                                      DEFAULT_USE_CASE_ORDER]
+        return [UseCaseRequest(n, int(table[n]["isl"]), int(table[n]["osl"])) for n in order]
+    result: list[UseCaseRequest] = []
+    for entry in re.split(r"[\s,]+", value.strip()):
+        match = re.fullmatch(r"([^:]+):([^/]+)/(.+)", entry)
+        if not match:
+            raise ValidationError(f"USE_CASES entry {entry!r} is not valid: expected name:ISL/OSL, "
+                                  f"e.g. reasoning:1000/1000")
+        name = knobs.name("USE_CASES", match[1])
+        isl = knobs.positive_int(f"USE_CASES ISL of {name}", match[2])
+        osl = knobs.positive_int(f"USE_CASES OSL of {name}", match[3])
+        if any(r.name == name for r in result):
+            raise ValidationError(f"USE_CASES names {name!r} twice: each use case may appear once")
+        result.append(UseCaseRequest(name, isl, osl))
+    return result
+
+
+def image_file_name(image: str) -> str:
+    """nvcr.io#nvidia/tensorrt-llm/release:1.0.0rc1 -> tensorrt-llm+release+1.0.0rc1.sqsh (the installer's name)."""
+    path = image.split("#", 1)[1] if "#" in image else image
+    if "/" in path.split(":")[0] and "." in path.split("/")[0]:  # registry host written with '/' instead of '#'
+        path = path.split("/", 1)[1]
+    parts = path.split("/")
+    if len(parts) > 2:  # drop the organisation, as the installer does
+        parts = parts[1:]
+    return "+".join("+".join(parts).split(":")) + ".sqsh"
+
+
+def _inside(path: Path, root: Path, what: str) -> Path:
+    """Lexical containment (names are validated too): a site may symlink experiments/ to scratch storage."""
+    try:
+        Path(os.path.normpath(path)).relative_to(os.path.normpath(root))
+    except ValueError:
+        raise ValidationError(f"{what} {path} would escape $LLMB_WORKLOAD ({root})") from None
+    return path
+
+
+def _absolute_path(var: str, value: str) -> Path:
+    if not value.startswith("/") or "\x00" in value or "\n" in value:
+        raise ValidationError(f"{var}={value!r} is not valid: expected an absolute path")
+    return Path(value)
+
+
+def resolve_model_dir(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path) -> Path:
+    """MODEL_PATH (absolute), else the recipe's weights folder inside $LLMB_WORKLOAD (jobs and setup agree)."""
+    if _set(env, "MODEL_PATH"):
+        return _absolute_path("MODEL_PATH", env["MODEL_PATH"].strip())
+    return workload_dir / str(((metadata.get("setup") or {}).get("weights") or {}).get("folder", "DeepSeek-R1-FP4"))
+
+
+def _images(metadata: Mapping[str, Any]) -> list[str]:
+    return [str(i) for i in (metadata.get("container") or {}).get("images") or []]
+
+
+def resolve_image(env: Mapping[str, str], install_dir: Path, metadata: Mapping[str, Any]) -> tuple[str, str]:
+    """(image to run, TensorRT-LLM version) from RUN_CONF_IMAGE / TRTLLM_VERSION / the recipe's image."""
+    default_uri = _images(metadata)[0]
+    override = env.get("RUN_CONF_IMAGE", "").strip()
+    if override:
+        if "\n" in override or "\x00" in override or " " in override:
+            raise ValidationError(f"RUN_CONF_IMAGE={override!r} is not valid: expected an image file path or "
+                                  f"an image URI without spaces")
+        image = override
+    else:
+        image = str(install_dir / "images" / image_file_name(default_uri))
+    explicit = env.get("TRTLLM_VERSION", "").strip()
+    if explicit:
+        version = parse_trtllm_version("TRTLLM_VERSION", explicit)
+    else:
+        version = trtllm_version_from_image(image)
+        if version is None:
+            raise ValidationError(f"cannot tell the TensorRT-LLM version from RUN_CONF_IMAGE={image!r}: set "
+                                  f"TRTLLM_VERSION (e.g. 1.0.0rc1) so the right extra-options YAML is written")
+    return image, str(version)
+
+
+def _set(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return None if value is None or value.strip() == "" else value
+
+
+SWEEPABLE = ("MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY", "TP", "EP",
+             "PP", "STREAMING")
+
+
+def _sweep_file_values(path_text: str) -> dict[str, list[str]]:
+    import yaml
+
+    path = Path(path_text)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValidationError(f"SWEEP_FILE={path_text!r} cannot be read: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"SWEEP_FILE={path_text!r} must map knob names to lists of values")
+    values: dict[str, list[str]] = {}
+    for key, items in data.items():
+        if key not in SWEEPABLE:
+            raise ValidationError(f"SWEEP_FILE key {key!r} is not valid: expected one of {', '.join(SWEEPABLE)}")
+        items = items if isinstance(items, list) else [items]
+        if not items:
+            raise ValidationError(f"SWEEP_FILE key {key!r} has no values")
+        values[key] = [str(v).lower() if isinstance(v, bool) else str(v) for v in items]
+    return values
+
+
+def expand_sweep(env: Mapping[str, str]) -> list[dict[str, str]]:
+    """Comma-separated values in sweepable knobs (MAX_BATCH_SIZE=128,256) and SWEEP_FILE -> one environment per
+    point of the Cartesian product (a knob in the environment wins over the same knob in the file)."""
+    import itertools
+
+    axes: dict[str, list[str]] = _sweep_file_values(env["SWEEP_FILE"]) if _set(env, "SWEEP_FILE") else {}
+    for var in SWEEPABLE:
+        if _set(env, var):
+            values = [v.strip() for v in env[var].split(",")]
+            if any(v == "" for v in values):
+                raise ValidationError(f"{var}={env[var]!r} is not valid: an empty value in the comma-separated list")
+            axes[var] = values
+    names = list(axes)
+    points = []
+    for combo in itertools.product(*(axes[n] for n in names)):
+        point = dict(env)
+        point.update(zip(names, combo))
+        points.append(point)
+    return points
+
+
+def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[RunSpec]:
+    """One RunSpec per use case and sweep point, all validated before anything is submitted."""
+    points = expand_sweep(request.env)
+    specs: list[RunSpec] = []
+    for point in points:
+        specs.extend(_resolve_point(request, metadata, point))
+    return specs
+
+
+def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mapping[str, str]) -> list[RunSpec]:
+    """One RunSpec per requested use case: table row -> MODE overrides -> knobs set in the environment."""
+    table: Mapping[str, Any] = metadata["use_cases"]
+    workload_dir = request.install_dir / "workloads" / WORKLOAD_KEY
+    use_cases = parse_use_cases(_set(env, "USE_CASES"), table)
+    mode = knobs.choice("MODE", env["MODE"], knobs.MODES) if _set(env, "MODE") else "max_throughput"
+    mode_overrides = (metadata.get("modes") or {}).get(mode) or {}
+    overrides: dict[str, Any] = {}
+    for var, key in _INT_KNOBS.items():
+        if _set(env, var):
+            overrides[key] = knobs.positive_int(var, env[var])
+    if _set(env, "KV_CACHE_FRACTION"):
+        overrides["kv_cache_free_gpu_mem_fraction"] = knobs.fraction("KV_CACHE_FRACTION", env["KV_CACHE_FRACTION"])
+    if _set(env, "CONCURRENCY"):
+        overrides["concurrency"] = knobs.concurrency("CONCURRENCY", env["CONCURRENCY"])
+    streaming = knobs.boolean("STREAMING", env["STREAMING"]) if _set(env, "STREAMING") else True
+    time_limit = knobs.time_limit_minutes("SBATCH_TIMELIMIT", env["SBATCH_TIMELIMIT"]) \
+        if _set(env, "SBATCH_TIMELIMIT") else None
+    gpus_per_node = knobs.positive_int("SBATCH_GPUS_PER_NODE", env["SBATCH_GPUS_PER_NODE"]) \
+        if _set(env, "SBATCH_GPUS_PER_NODE") else None
+    account = knobs.name("SBATCH_ACCOUNT", env["SBATCH_ACCOUNT"]) if _set(env, "SBATCH_ACCOUNT") else None
+    partition = _partition(env)
+    runtime = knobs.choice("CONTAINER_RUNTIME", env["CONTAINER_RUNTIME"], knobs.RUNTIMES) \
+        if _set(env, "CONTAINER_RUNTIME") else "pyxis"
+    mpi_type = knobs.name("SLURM_MPI_TYPE", env["SLURM_MPI_TYPE"]) if _set(env, "SLURM_MPI_TYPE") else "pmix"
+    weight_check = knobs.choice("WEIGHT_CHECK", env["WEIGHT_CHECK"], ("quick", "full", "skip")) \
+        if _set(env, "WEIGHT_CHECK") else "quick"
+    oom_retries = 0
+    if _set(env, "OOM_RETRIES"):
+        oom_retries = 0 if env["OOM_RETRIES"].strip() == "0" else knobs.positive_int("OOM_RETRIES", env["OOM_RETRIES"])
+    bench_timeout = knobs.positive_int("BENCH_TIMEOUT", env["BENCH_TIMEOUT"]) if _set(env, "BENCH_TIMEOUT") else None
+    hang_grace = knobs.positive_int("HANG_GRACE", env["HANG_GRACE"]) if _set(env, "HANG_GRACE") else 60
+    container_env = tuple(knobs.env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split())
+    model_dir = resolve_model_dir(env, metadata, workload_dir)
+    image, version = resolve_image(env, request.install_dir, metadata)
+    gpus_hw = int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))
+    knobs_set = {k: env[k] for k in KNOB_NAMES if k in env and not is_secret_name(k)}
+
+    specs = []
+    for uc in use_cases:
+        row = dict(table.get(uc.name) or table[FALLBACK_USE_CASE])
+        row.update(mode_overrides)
+        row.update(overrides)
+        spec = RunSpec(
+            use_case=uc.name, isl=uc.isl, osl=uc.osl,
+            max_batch_size=int(row["max_batch_size"]), max_num_tokens=int(row["max_num_tokens"]),
+            kv_cache_fraction=float(row["kv_cache_free_gpu_mem_fraction"]),
+            concurrency=int(row["concurrency"]), num_requests=int(row["num_requests"]),
+            tp=int(row["tp"]), ep=int(row["ep"]), pp=int(row["pp"]), streaming=streaming, mode=mode,
+            attention_dp=bool(row.get("attn_dp_enabled", True)),
+            time_limit_min=time_limit or int(row.get("time_limit_min", 30)),
+            workload=request.workload, model_size=request.model_size, dtype=request.dtype, scale=request.scale,
+            gpu_type=request.gpu_type, gpus_per_node_hw=gpus_hw, install_dir=request.install_dir,
+            workload_dir=workload_dir, model_dir=model_dir, image=image, trtllm_version=version, runtime=runtime,
+            mpi_type=mpi_type, weight_check=weight_check, oom_retries=oom_retries, account=account,
+            partition=partition, gpus_per_node=gpus_per_node, container_env=container_env,
+            bench_timeout_s=bench_timeout, hang_grace_s=hang_grace, knobs=knobs_set,
+        )
+        check_spec(spec)
+        specs.append(spec)
+    return specs
+
+
+def _partition(env: Mapping[str, str]) -> str | None:
+    value = _set(env, "SBATCH_PARTITION")
+    if value is None:
+        return None
+    for part in value.split(","):  # sbatch accepts a comma-separated list of partitions
+        knobs.name("SBATCH_PARTITION", part)
+    return value
+
+
+def check_spec(spec: RunSpec) -> None:
+    """Cross-field rules that would otherwise fail inside the job, after the GPUs are allocated."""
+    if spec.tp * spec.pp != spec.scale:
+        raise ValidationError(f"TP={spec.tp} x PP={spec.pp} = {spec.tp * spec.pp} GPUs does not match --scale "
+                              f"{spec.scale}: choose TP and PP whose product is {spec.scale}")
+    if spec.tp % spec.ep != 0:
+        raise ValidationError(f"EP={spec.ep} is not valid with TP={spec.tp}: the expert-parallel size must "
+                              f"divide TP (e.g. 1, 2 or 4 for TP=4)")
+    if spec.max_num_tokens < spec.isl:
+        raise ValidationError(
+            f"MAX_NUM_TOKENS={spec.max_num_tokens} is smaller than the ISL {spec.isl} of use case "
+            f"{spec.use_case}: requests could never be scheduled; use at least {spec.isl}")
+    if spec.concurrency != -1 and spec.concurrency > spec.num_requests:
+        raise ValidationError(f"CONCURRENCY={spec.concurrency} is larger than NUM_REQUESTS={spec.num_requests}: "
+                              f"the benchmark would never reach that concurrency")
+    _inside(spec.result_dir, spec.workload_dir, "result directory")
+    _inside(spec.dataset, spec.workload_dir, "dataset")
+
+
+def with_overrides(spec: RunSpec, **changes: Any) -> RunSpec:
+    """A copy of ``spec`` with fields changed and re-checked (used by sweeps and OOM retries)."""
+    changed = replace(spec, **changes)
+    check_spec(changed)
+    return changed

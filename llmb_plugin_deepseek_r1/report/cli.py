@@ -1,0 +1,90 @@
+"""`python -m llmb_plugin_deepseek_r1 parse-log FILE [--json]`: parse any trtllm-bench output file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import METRIC_KEYS, LogScan, scan_logs
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def format_summary(scan: LogScan, name: str) -> str:
+    """A readable summary of a scan, for people reading a job's result."""
+    rep, fail = scan.report, scan.failure
+    lines: list[str] = []
+    if rep is None:
+        lines.append(f"{name}: no trtllm-bench report found (no PERFORMANCE OVERVIEW)")
+    else:
+        state = "complete" if rep.complete else "INCOMPLETE: " + "; ".join(rep.missing)
+        gen = {"new": "0.20+ labels", "old": "0.19 labels"}.get(rep.label_generation or "", rep.source)
+        lines.append(f"{name}: report {state} ({gen}, streaming {'on' if rep.streaming else 'off'})")
+        eng = rep.engine
+        if eng:
+            lines.append(
+                f"  engine: {eng.get('model', '?')} at {eng.get('model_path', '?')}, TensorRT-LLM "
+                f"{eng.get('trtllm_version', '?')}, dtype {eng.get('dtype', '?')}, kv {eng.get('kv_cache_dtype', '?')},"
+                f" quantization {eng.get('quantization', '?')}"
+            )
+        if rep.machine:
+            lines.append(f"  machine: {rep.machine.get('description') or rep.machine.get('name')}")
+        if rep.world:
+            lines.append("  world: " + ", ".join(f"{k} {_fmt(v)}" for k, v in rep.world.items()))
+        if rep.request_details:
+            lines.append("  requests: " + ", ".join(f"{k} {_fmt(v)}" for k, v in rep.request_details.items()))
+        if rep.decoding_mode:
+            lines.append(f"  speculative decoding: {rep.decoding_mode}")
+        if rep.metrics:
+            lines.append("  metrics:")
+            lines += [f"    {key:<40} {_fmt(rep.metrics[key])}" for key in METRIC_KEYS if key in rep.metrics]
+        for block, row in rep.percentiles.items():
+            lines.append(f"  {block}: " + "  ".join(f"{k} {_fmt(v)}" for k, v in row.items()))
+    if fail is not None:
+        kind = f" ({fail.detail})" if fail.detail else ""
+        where = f" line {fail.lineno}" if fail.lineno else ""
+        lines.append(f"  failure: {fail.category}{kind} at{where}: {fail.line}")
+        if fail.remedy:
+            lines.append(f"  remedy: {fail.remedy}")
+    return "\n".join(lines)
+
+
+def main_parse_log(argv: list[str] | None = None) -> int:
+    """`parse-log FILE [FILE...] [--json]`: 0 when a complete report was found, 1 otherwise."""
+    parser = argparse.ArgumentParser(
+        prog="python -m llmb_plugin_deepseek_r1 parse-log",
+        description="Parse trtllm-bench output (.out/.err or a --report_json file) and classify failures.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="trtllm-bench stdout/stderr or --report_json file")
+    parser.add_argument("--json", action="store_true", help="print the parsed report and failure as JSON")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the reason
+        return int(exc.code or 0) and 1
+    for name in args.files:
+        if not Path(name).exists():
+            print(f"error: log file not found: {name}", file=sys.stderr)
+            return 1
+    try:
+        scan = scan_logs(*args.files)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    label = ", ".join(args.files)
+    if args.json:
+        print(json.dumps({"files": args.files, **scan.to_dict()}, indent=2, sort_keys=False))
+    else:
+        print(format_summary(scan, label))
+    if scan.report is None or not scan.report.complete:
+        what = "; ".join(scan.report.missing) if scan.report else "no PERFORMANCE OVERVIEW"
+        print(f"error: no complete trtllm-bench report in {label}: {what}", file=sys.stderr)
+        return 1
+    return 0
+

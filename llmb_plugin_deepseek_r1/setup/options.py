@@ -1,0 +1,166 @@
+"""Command-line options + environment + workload metadata -> validated SetupOptions (no I/O but reading
+the machine's architecture), so that every bad value is reported before any step starts."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from llmb_plugin_deepseek_r1 import WORKLOAD_KEY
+from llmb_plugin_deepseek_r1.planning import knobs
+from llmb_plugin_deepseek_r1.host.errors import ValidationError
+from .model import HEAVY_STEPS, STEPS, SetupOptions, SlurmOptions, UseCaseData
+from .download import hub_cache_dir, is_offline
+from llmb_plugin_deepseek_r1.planning.spec import FALLBACK_USE_CASE, image_file_name, parse_use_cases, resolve_model_dir
+
+DEFAULT_WORKERS = 8
+DEFAULT_LOCK_TIMEOUT_S = 4 * 3600.0
+DEFAULT_TIME = "04:00:00"
+ARCH_ALIASES = {"aarch64": "aarch64", "arm64": "aarch64", "x86_64": "x86_64", "amd64": "x86_64"}
+REQUEST_VARS = ("PROMPT_REQUESTS", "PROMT_REQUESTS", "NUM_REQUESTS")  # first set wins; PROMT_: the recipe's spelling
+_REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+_IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/#:@]*$")
+
+
+def parse_steps(value: str) -> tuple[str, ...]:
+    """``--steps weights,image`` -> the named steps in canonical order; unknown or empty names are errors."""
+    names = [n.strip().lower() for n in value.split(",")]
+    bad = [n for n in names if n not in STEPS]
+    if bad or not names:
+        raise ValidationError(f"--steps {value!r} is not valid: expected a comma-separated list of "
+                              f"{', '.join(STEPS)}")
+    return tuple(s for s in STEPS if s in names)
+
+
+def is_image_uri(value: str) -> bool:
+    """An image reference (``nvcr.io#org/name:tag``) rather than a file path (``/x/y.sqsh``, ``./y.sqsh``)."""
+    return not value.startswith(("/", ".", "~")) and not value.endswith((".sqsh", ".squashfs"))
+
+
+def resolve_image_uri(option: str | None, env: Mapping[str, str], metadata: Mapping[str, Any]) -> str:
+    """--image, else RUN_CONF_IMAGE when it is a URI, else the recipe's image."""
+    recipe = str(((metadata.get("container") or {}).get("images") or [""])[0])
+    override = (env.get("RUN_CONF_IMAGE") or "").strip()
+    value = option if option is not None else (override if override and is_image_uri(override) else recipe)
+    value = value.strip()
+    if value.startswith("docker://"):
+        value = value[len("docker://"):]
+    if not value or not _IMAGE_RE.match(value) or not is_image_uri(value):
+        what = "--image" if option is not None else "the image"
+        raise ValidationError(f"{what} {value!r} is not valid: expected an image URI such as "
+                              f"nvcr.io#nvidia/tensorrt-llm/release:1.0.0rc1 (an image file is set with "
+                              f"RUN_CONF_IMAGE instead)")
+    return value
+
+
+def resolve_arch(option: str | None, gpu_type: str, machine: str | None = None) -> str:
+    """--arch, else aarch64 for GB200 (Grace CPUs), else this machine's architecture."""
+    if option is None:
+        if gpu_type == "gb200":
+            return "aarch64"
+        option = machine or platform.machine()
+    arch = ARCH_ALIASES.get(option.strip().lower())
+    if arch is None:
+        raise ValidationError(f"--arch {option!r} is not valid: expected aarch64 or x86_64")
+    return arch
+
+
+def request_count(env: Mapping[str, str]) -> tuple[int | None, str]:
+    """(requests per dataset, where from): PROMPT_REQUESTS, PROMT_REQUESTS, then NUM_REQUESTS (a sweep list
+    such as ``128,256`` gives its largest value: the bigger dataset serves every point). None: the table's."""
+    for var in REQUEST_VARS:
+        value = (env.get(var) or "").strip()
+        if value:
+            counts = [knobs.positive_int(var, part) for part in value.split(",")]
+            return max(counts), f"{var}={value}"
+    return None, "each use case's num_requests"
+
+
+def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path) -> tuple[
+        tuple[UseCaseData, ...], str]:
+    """One dataset per USE_CASES entry (default: every use case of the table), as the jobs will name it."""
+    table: Mapping[str, Any] = metadata["use_cases"]
+    count, source = request_count(env)
+    out = []
+    for uc in parse_use_cases(env.get("USE_CASES"), table):
+        row = table.get(uc.name) or table[FALLBACK_USE_CASE]
+        n = count if count is not None else int(row["num_requests"])
+        out.append(UseCaseData(uc.name, uc.isl, uc.osl, n, workload_dir / f"dataset_{uc.name}_{uc.isl}_{uc.osl}.txt"))
+    return tuple(out), source
+
+
+def run_command(metadata: Mapping[str, Any], gpu_type: str, use_cases: tuple[UseCaseData, ...]) -> str:
+    """The benchmark command users know, for the first use case set up."""
+    configs = ((metadata.get("run") or {}).get("gpu_configs") or {})
+    config = (configs.get(gpu_type) or configs.get("gb200") or {}).get("model_configs", [{}])[0]
+    size, dtype, scale = config.get("model_size", "671b"), (config.get("dtypes") or ["nvfp4"])[0], \
+        (config.get("scales") or [4])[0]
+    prefix = f"USE_CASES={use_cases[0].name}:{use_cases[0].isl}/{use_cases[0].osl} " if use_cases else ""
+    return f"{prefix}llmb-run single -w {WORKLOAD_KEY} -s {size} --dtype {dtype} --scale {scale}"
+
+
+def _slurm(args: argparse.Namespace, context: Any, steps: tuple[str, ...]) -> SlurmOptions | None:
+    env = context.env
+    if not args.slurm:
+        used = [flag for flag, value in (("--partition", args.partition), ("--account", args.account),
+                                         ("--time", args.time), ("--wait", args.wait or None),
+                                         ("--wait-timeout", args.wait_timeout)) if value is not None]
+        if used:
+            raise ValidationError(f"{used[0]} only applies with --slurm")
+        return None
+    if env.get("SLURM_JOB_ID"):
+        raise ValidationError(f"--slurm is not valid inside a Slurm job (SLURM_JOB_ID={env['SLURM_JOB_ID']}): "
+                              "run setup without --slurm here, or submit from a login node")
+    partition = args.partition or getattr(context.cluster, "cpu_partition", None)
+    if not partition:
+        raise ValidationError("--slurm needs a CPU partition: pass --partition NAME or set slurm.cpu_partition "
+                              "in cluster_config.yaml")
+    partition = knobs.name("--partition", partition)
+    account = args.account or env.get("SBATCH_ACCOUNT") or getattr(context.cluster, "account", None)
+    if account:
+        account = knobs.name("--account", account)
+    time_min = knobs.time_limit_minutes("--time", args.time or DEFAULT_TIME)
+    if args.cpus < 1:
+        raise ValidationError(f"--cpus {args.cpus} is not valid: expected a positive number of CPUs")
+    wait_timeout = args.wait_timeout if args.wait_timeout is not None else time_min * 60 + 600.0
+    if wait_timeout <= 0:
+        raise ValidationError(f"--wait-timeout {args.wait_timeout} is not valid: expected seconds > 0")
+    return SlurmOptions(partition=partition, account=account, time_min=time_min, cpus=args.cpus, wait=args.wait,
+                        wait_timeout_s=float(wait_timeout))
+
+
+def resolve_options(args: argparse.Namespace, context: Any, metadata: Mapping[str, Any]) -> SetupOptions:
+    """Everything validated up front; ValidationError (one line, naming the value) for anything wrong."""
+    env: Mapping[str, str] = context.env
+    steps = parse_steps(args.steps)
+    install_dir = Path(context.install_dir)
+    workload_dir = install_dir / "workloads" / WORKLOAD_KEY
+    revision = args.revision if args.revision is not None else (env.get("HF_REVISION") or "").strip() or None
+    if revision is not None and not _REVISION_RE.match(revision):
+        raise ValidationError(f"revision {revision!r} is not valid: expected a branch, tag or commit id")
+    if args.workers < 1:
+        raise ValidationError(f"--workers {args.workers} is not valid: expected a positive number")
+    if not args.lock_timeout > 0:
+        raise ValidationError(f"--lock-timeout {args.lock_timeout} is not valid: expected seconds > 0")
+    manual = (env.get("MANUAL_INSTALL") or "").strip()
+    image_uri = resolve_image_uri(args.image, env, metadata)
+    use_cases, requests_source = use_case_data(env, metadata, workload_dir)
+    weights = (metadata.get("setup") or {}).get("weights") or {}
+    slurm = _slurm(args, context, steps)
+    if slurm is not None and not any(s in HEAVY_STEPS for s in steps):
+        slurm = None  # nothing heavy to submit: the layout runs here either way
+    manual_install = knobs.boolean("MANUAL_INSTALL", manual) if manual else True
+    return SetupOptions(
+        steps=steps, dry_run=args.dry_run, install_dir=install_dir, workload_dir=workload_dir,
+        model_dir=resolve_model_dir(env, metadata, workload_dir),
+        repo_id=str(weights.get("repo_id", "nvidia/DeepSeek-R1-FP4")),
+        revision=revision, image_uri=image_uri, image_file=install_dir / "images" / image_file_name(image_uri),
+        arch=resolve_arch(args.arch, context.gpu_type), gpu_type=context.gpu_type, workers=args.workers,
+        use_cases=use_cases, requests_source=requests_source, offline=is_offline(env), hub_cache=hub_cache_dir(env),
+        lock_timeout_s=float(args.lock_timeout), manual_install=manual_install,
+        slurm=slurm, workload=WORKLOAD_KEY, run_command=run_command(metadata, context.gpu_type, use_cases),
+    )
