@@ -192,9 +192,11 @@ SWEEPABLE = ("MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUE
 def _sweep_file_values(path_text: str) -> dict[str, list[str]]:
     import yaml
 
+    from llmb_plugin_deepseek_r1.yaml_io import safe_load
+
     path = Path(path_text)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ValidationError(f"SWEEP_FILE={path_text!r} cannot be read: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
