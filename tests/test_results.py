@@ -294,3 +294,37 @@ def test_llmb_run_results_passes_option_values_through_in_order(run_cli, llmb_en
     code, out, err = run_cli("results", "--since", "7d", "--use-case", "chat", "--json")
     assert code == 0, err
     assert {r["use_case"] for r in json.loads(out)} == {"chat"}
+
+
+def test_record_cache_is_used_for_unchanged_files_and_refreshed_for_changed_ones(install, tmp_path):
+    experiments = workload_dir(install) / "experiments"
+    cache = tmp_path / "cache.json"
+    uncached = load_runs(experiments, cache=False)
+    first = load_runs(experiments, cache=cache)
+    assert cache.is_file() and first.runs == uncached.runs and len(first.runs) == 9
+    # Same size, inode and mtime but other bytes: only a cache hit can still give the old record.
+    path = result_files(install)[0]
+    stat = path.stat()
+    with open(path, "r+b") as handle:
+        handle.write(b"X")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert load_runs(experiments, cache=cache).runs == uncached.runs
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # now it looks changed: parsed again
+    again = load_runs(experiments, cache=cache)
+    assert len(again.runs) == 8 and [p for p, _ in again.skipped] == [path]
+    path.unlink()
+    assert len(load_runs(experiments, cache=cache).runs) == 8 and not load_runs(experiments, cache=cache).skipped
+
+
+def test_record_cache_of_another_loader_version_is_ignored(install, tmp_path):
+    experiments = workload_dir(install) / "experiments"
+    cache = tmp_path / "cache.json"
+    load_runs(experiments, cache=cache)
+    data = json.loads(cache.read_text())
+    for entry in data["files"].values():
+        entry[3] = None if entry[3] is None else {**entry[3], "status": "FORGED"}
+    data["code"][0] -= 1
+    cache.write_text(json.dumps(data))
+    assert {r["status"] for r in load_runs(experiments, cache=cache).runs} != {"FORGED"}
+    cache.write_text("not json")
+    assert len(load_runs(experiments, cache=cache).runs) == 9
