@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from weights_fixtures import lfs_pointer_text, make_checkpoint, sha256_file
 
-from llmb_plugin_deepseek_r1.weights import main, main_verify_weights, preflight, write_manifest
+from llmb_plugin_deepseek_r1.weights import main, preflight, write_manifest
 
 SHARD1 = "model-00001-of-00003.safetensors"
 SHARD2 = "model-00002-of-00003.safetensors"
@@ -56,7 +56,7 @@ def test_json_shape(ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_text_report_lines_summary_and_remedy(ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
     break_two_shards(ckpt)
-    assert main_verify_weights([str(ckpt)]) == 1
+    assert main([str(ckpt)]) == 4
     out = capsys.readouterr().out.splitlines()
     problem_lines = [line for line in out if line.split(":")[0] in (SHARD1, SHARD2, "stray.safetensors")]
     assert len(problem_lines) == 3

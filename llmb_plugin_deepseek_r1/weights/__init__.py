@@ -13,7 +13,6 @@ from .manifest import MANIFEST_NAME, Manifest, ManifestError, find_manifest, rea
 from .quant import DTYPE_QUANT_ALGO, validate_dtype
 from .report import Problem, WeightReport
 
-main_verify_weights = main
 
 __all__ = [
     "DTYPE_QUANT_ALGO",
@@ -26,7 +25,6 @@ __all__ = [
     "default_cache_path",
     "find_manifest",
     "main",
-    "main_verify_weights",
     "preflight",
     "read_manifest_file",
     "validate_dtype",
