@@ -61,7 +61,7 @@ def _run(name: str, parser: argparse.ArgumentParser, argv: list[str] | None, bod
     try:
         with bulk_work(numpy=True):
             return body(args)
-    except DatasetError as exc:  # a dataset named by the user that cannot be used: invalid input
+    except (DatasetError, ValidationError) as exc:  # a dataset named by the user that cannot be used: invalid input
         raise ValidationError(f"{name}: {exc}") from None
 
 

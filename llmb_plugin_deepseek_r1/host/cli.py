@@ -144,10 +144,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not plans:
         raise ValidationError(f"{workload.key}: the request resolved to zero jobs; nothing to do")
     if args.verbose:
-        from .render import redact_env, scrub
+        from .render import scrub
 
-        knobs = dict(plans[0].record.get("knobs", {}))
-        print(scrub(f"knobs set: {json.dumps(redact_env(knobs), sort_keys=True)}", request.env), file=sys.stderr)
+        record = json.dumps(dict(plans[0].record), sort_keys=True, default=str)
+        print(scrub(f"recorded with each job: {record}", request.env), file=sys.stderr)
         print(f"install: {request.install_dir}; gpu type: {request.gpu_type}; {len(plans)} job(s)", file=sys.stderr)
     if args.dry_run:
         print(plans_json(request, plans) if args.json else plans_text(request, plans))

@@ -64,7 +64,8 @@ class JobPlan:
     """One Slurm job: its parameters, its container, the use cases it runs and the body that runs them.
 
     ``body`` is a picklable callable run once in the batch step (``body(*body_args)``); ``env`` is the environment
-    the job runs with (it may hold secrets: never print it unredacted).
+    the job runs with (it may hold secrets: never print it unredacted).  ``record`` is what the workload wants kept in
+    the job's record (e.g. the knobs set); the host stores it as it is and never reads its fields.
     """
 
     name: str

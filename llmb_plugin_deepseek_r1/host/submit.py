@@ -173,7 +173,7 @@ def record_jobs(wdir: Path, submitted: Sequence[Submitted], common: Mapping[str,
     for item in submitted:
         records.write_json_atomic(wdir / records.SUBMITTED_DIR / f"{item.job_id}.json", {
             **common, "job_id": item.job_id, "executor": item.executor, "submitit_folder": str(item.folder),
-            "plan": item.plan.to_dict(), "knobs": dict(item.plan.record.get("knobs", {})),
+            "plan": item.plan.to_dict(), **dict(item.plan.record),
             "environment": {k: v for k, v in redact_env(item.plan.env).items()
                             if k.startswith(("SBATCH_", "LLMB_", "SLURM_MPI"))},
         })
