@@ -37,6 +37,11 @@ def image_file_name(image: str) -> str:
     return "+".join("+".join(parts).split(":")) + ".sqsh"
 
 
+def image_file(install_dir: Path, image_uri: str) -> Path:
+    """Where the installer puts (and jobs look for) the squashfs of ``image_uri``."""
+    return install_dir / "images" / image_file_name(image_uri)
+
+
 def inside(path: Path, root: Path, what: str) -> Path:
     """``path``, or a ValidationError when it would leave ``root`` ($LLMB_WORKLOAD)."""
     try:
@@ -77,26 +82,11 @@ class WorkloadPaths:
     workload_dir: Path
     model_dir: Path
 
-    @property
-    def images_dir(self) -> Path:
-        return self.install_dir / "images"
-
-    @property
-    def experiments(self) -> Path:
-        return experiments_dir(self.workload_dir)
-
-    @property
-    def records_dir(self) -> Path:
-        return self.workload_dir / records.SUBMITTED_DIR.parent
-
     def image_file(self, image_uri: str) -> Path:
-        return self.images_dir / image_file_name(image_uri)
+        return image_file(self.install_dir, image_uri)
 
     def dataset(self, use_case: str, isl: int, osl: int) -> Path:
         return dataset_file(self.workload_dir, use_case, isl, osl)
-
-    def result_dir(self, result_name: str) -> Path:
-        return result_dir(self.workload_dir, result_name)
 
 
 def workload_paths(install_dir: Path, env: Mapping[str, str], metadata: Mapping[str, Any]) -> WorkloadPaths:

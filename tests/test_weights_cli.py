@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 from weights_fixtures import lfs_pointer_text, make_checkpoint, sha256_file
 
-from llmb_plugin_deepseek_r1.weights import main, preflight, write_manifest
+from llmb_plugin_deepseek_r1.weights import main, write_manifest
 
 SHARD1 = "model-00001-of-00003.safetensors"
 SHARD2 = "model-00002-of-00003.safetensors"
@@ -101,17 +100,6 @@ def test_missing_folder_fails_with_remedy(tmp_path: Path, capsys: pytest.Capture
     assert main([str(tmp_path / "absent")]) == 4
     out = capsys.readouterr().out
     assert "missing_dir" in out and "setup" in out
-
-
-def test_preflight_writes_the_report_for_the_job_err(ckpt: Path) -> None:
-    buf = io.StringIO()
-    assert preflight(ckpt, "nvfp4", stream=buf).ok
-    assert buf.getvalue().startswith("OK: ")
-    break_two_shards(ckpt)
-    buf = io.StringIO()
-    report = preflight(ckpt, "nvfp4", stream=buf)
-    assert not report.ok and buf.getvalue() == report.format_text() + "\n"
-    assert f"{SHARD2}: lfs_pointer:" in buf.getvalue()
 
 
 def test_remedy_names_the_repo_setup_recorded(ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:

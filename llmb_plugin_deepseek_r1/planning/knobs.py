@@ -109,11 +109,6 @@ def time_limit_minutes(var: str, value: str) -> int:
     raise _bad(var, value, "a Slurm time limit such as 30, 45:00, 1:40:00 or 1-00:00:00 (greater than zero)")
 
 
-def format_minutes(minutes: int) -> str:
-    """Minutes -> Slurm's HH:MM:SS (what sbatch --time accepts and scontrol prints)."""
-    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
-
-
 def env_name(var: str, value: str) -> str:
     """An environment variable name (for CONTAINER_ENV's list of variables passed into the container)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):

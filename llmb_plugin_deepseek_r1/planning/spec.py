@@ -127,7 +127,7 @@ def resolve_image(env: Mapping[str, str], install_dir: Path, metadata: Mapping[s
                                   f"an image URI without spaces")
         image = override
     else:
-        image = str(install_dir / "images" / paths.image_file_name(default_uri))
+        image = str(paths.image_file(install_dir, default_uri))
     explicit = env.get("TRTLLM_VERSION", "").strip()
     if explicit:
         version = parse_trtllm_version("TRTLLM_VERSION", explicit)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmb_plugin_deepseek_r1.recipe import WORKLOAD_KEY
 from llmb_plugin_deepseek_r1.host.errors import EXIT_BENCHMARK_FAILED, EXIT_OK
 from llmb_plugin_deepseek_r1.weights.report import human_bytes
 
@@ -66,7 +67,7 @@ class SetupOptions:
     lock_timeout_s: float
     manual_install: bool
     slurm: SlurmOptions | None = None
-    workload: str = "inference_deepseek-r1"
+    workload: str = WORKLOAD_KEY
     run_command: str = ""
 
 
