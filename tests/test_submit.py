@@ -164,7 +164,8 @@ def test_failed_shared_update_is_retried_per_task_and_warnings_name_the_task(tmp
     log.unlink()
     log = _scontrol_log(tmp_path / "bin", "77_[", "77_1 ")
     warnings = _retarget_tasks([_Job("77_0"), _Job("77_1")], plans, 100, "w")
-    assert len(warnings) == 1 and warnings[0].startswith("scontrol update 77_1 TimeLimit=30 JobName=w_chat failed")
+    assert len(warnings) == 1 and warnings[0].startswith("scontrol update failed")
+    assert warnings[0].endswith("(77_1: TimeLimit=30 JobName=w_chat)")
 
 
 def test_records_are_what_json_dumps_writes(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from slurm_cluster import SlurmCluster, run_slurm, sbatch, wait_until
 
-from llmb_plugin_deepseek_r1.host import tracking
+from llmb_plugin_deepseek_r1.host import slurm, tracking
 from llmb_plugin_deepseek_r1.host.commands import _json_rows
 
 WORKLOAD = "inference_deepseek-r1"
@@ -40,7 +40,7 @@ def test_bulk_states_equal_per_job_states(slurm_cluster: SlurmCluster, tmp_path:
     done = sbatch(*common, "--hold", "--wrap=true")
     run_slurm("scancel", done)  # finished without ever running: no wait for a free node
     try:
-        wait_until(lambda: tracking.sacct_state(done) == "CANCELLED", 30, f"job {done} CANCELLED in sacct")
+        wait_until(lambda: slurm.sacct_state(done) == "CANCELLED", 30, f"job {done} CANCELLED in sacct")
         ids = [f"{held}_0", f"{held}_1", done, "987654321", "987654322"]
         for job_id in ids:
             _record(tmp_path, job_id)

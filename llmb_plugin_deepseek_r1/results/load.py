@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA = 1
+from llmb_plugin_deepseek_r1 import document as result_document
+from llmb_plugin_deepseek_r1.host.errors import InvalidInput
+
 METRICS = ("output_tok_s_gpu", "total_tok_s_gpu", "output_tok_s_user", "avg_ttft_ms", "avg_tpot_ms",
            "request_throughput_req_s")
 # Asked settings in display order; use_case/isl/osl are always shown, time_limit_min never identifies a setting.
@@ -36,7 +38,7 @@ _RELATIVE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>[mhdw])$")
 _UNIT_S = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 
 
-class ResultsError(ValueError):
+class ResultsError(InvalidInput, ValueError):
     """Bad input to `llmb-run results`/`archive`: the message is one line naming the value and what is accepted."""
 
 
@@ -92,12 +94,9 @@ def _number(value: Any) -> float | None:
 
 
 def run_record(document: Mapping[str, Any], path: Path, mtime: float) -> dict[str, Any]:
-    """Flatten one result document; raises ValueError naming what is missing."""
-    if document.get("schema") != SCHEMA:
-        raise ValueError(f"unsupported schema {document.get('schema')!r} (this version reads {SCHEMA})")
-    asked, verdict = document.get("asked"), document.get("verdict")
-    if not isinstance(asked, dict) or not isinstance(verdict, dict) or "status" not in verdict:
-        raise ValueError("no 'asked' settings or no 'verdict'")
+    """Flatten one result document (any schema :mod:`document` reads); ValueError naming what is missing."""
+    document = result_document.upgrade(document)
+    asked, verdict = document["asked"], document["verdict"]
     provenance = document.get("provenance") or {}
     measured = document.get("measured") or {}
     headline = measured.get("headline") or {}
@@ -152,26 +151,23 @@ def load_runs(experiments: Path, cache: Path | None | bool = True) -> LoadedRuns
 
 def _load_one(path: Path, mtime: float) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        with open(path, "rb") as handle:
-            document = json.loads(handle.read())
-        if not isinstance(document, dict):
-            raise ValueError("not a JSON object")
-        return run_record(document, path, mtime), None
+        return run_record(result_document.read(path), path, mtime), None
     except (OSError, ValueError) as exc:
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-#: Bump when run_record's output changes for the same document; the cache also keys on this file's own size
-#: and mtime, so an edited or reinstalled loader never reads records an older one wrote.
+#: Bump when run_record's output changes for the same document; the cache also keys on the size and mtime of
+#: the code that makes records (this file and the document schema), so an edited or reinstalled loader never
+#: reads records an older one wrote.
 CACHE_VERSION = 1
 
 
 def _code_stamp() -> list[Any]:
     try:
-        stat = os.stat(__file__)
-        return [CACHE_VERSION, SCHEMA, stat.st_size, stat.st_mtime_ns]
-    except OSError:  # pragma: no cover - a loader without a file (zip import): never trust a cache
-        return [CACHE_VERSION, SCHEMA, None, time.time()]
+        stats = [os.stat(f) for f in (__file__, result_document.__file__)]
+        return [CACHE_VERSION, result_document.SCHEMA_VERSION, *[[s.st_size, s.st_mtime_ns] for s in stats]]
+    except (OSError, TypeError):  # pragma: no cover - code without files (zip import): never trust a cache
+        return [CACHE_VERSION, None, time.time()]
 
 
 def default_cache_path(experiments: Path) -> Path | None:
