@@ -20,6 +20,7 @@ from results_kit import by_job, rerun_copy, workload_dir
 from llmb_plugin_deepseek_r1.recipe import load_metadata
 from llmb_plugin_deepseek_r1.results.cli import main
 from llmb_plugin_deepseek_r1.results.load import (
+    METRICS,
     ResultsError,
     find_result_files,
     load_runs,
@@ -328,3 +329,36 @@ def test_record_cache_of_another_loader_version_is_ignored(install, tmp_path):
     assert {r["status"] for r in load_runs(experiments, cache=cache).runs} != {"FORGED"}
     cache.write_text("not json")
     assert len(load_runs(experiments, cache=cache).runs) == 9
+
+
+def _aggregate_with_dataframe_agg(group) -> dict:
+    """The aggregation as first written (DataFrame.apply + agg): the faster one must give the same row."""
+    row = group.to_dict(orient="records")[-1]
+    stats = group[list(METRICS)].apply(pd.to_numeric, errors="coerce").agg(["mean", "std", "min", "max"])
+    for metric in METRICS:
+        for stat in ("mean", "std", "min", "max"):
+            value = float(stats.at[stat, metric])
+            row[metric if stat == "mean" else f"{metric}_{stat}"] = None if value != value else value
+    return row
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 150])
+def test_aggregate_equals_the_dataframe_agg_it_replaced(size):
+    import random
+
+    from llmb_plugin_deepseek_r1.results.table import _aggregate
+
+    rng = random.Random(size)
+    rows = []
+    for i in range(size):
+        row = {"job_id": str(i), "finished": 1.7e9 + i, "files": [f"f{i}"], "status": "VALID", "use_case": "chat",
+               "concurrency": 8, "streaming": True, "reference_value": None, "reference_metric": None}
+        for metric in METRICS:
+            row[metric] = None if rng.random() < 0.2 else rng.uniform(0.1, 1e4) * (1 + 1e-12 * i)
+        rows.append(row)
+    group = pd.DataFrame(rows)
+    new, old = _aggregate(group), _aggregate_with_dataframe_agg(group)
+    for key in [*METRICS, *(f"{m}_{s}" for m in METRICS for s in ("std", "min", "max")), "job_id", "concurrency",
+                "streaming", "finished"]:
+        assert new[key] == old[key] or (new[key] is None and old[key] is None), key
+        assert type(new[key]) is type(old[key]), key
