@@ -97,16 +97,21 @@ def build_table(runs: Sequence[Mapping[str, Any]], *, individual: bool = False) 
     if not individual:
         repeated.loc[sizes.index] = sizes > 1
     rows = frame[~repeated].to_dict(orient="records")
-    for _, group in frame[repeated].groupby("settings_key", sort=False):
-        rows.append(_aggregate(group.sort_values("finished")))
+    together = frame[repeated]
+    groups = [group.sort_values("finished") for _, group in together.groupby("settings_key", sort=False)]
+    # The newest run of every group in one conversion (DataFrame.to_dict costs per column, whatever the rows).
+    newest = together.loc[[group.index[-1] for group in groups]].to_dict(orient="records") if groups else []
+    rows += [_aggregate(group, row) for group, row in zip(groups, newest)]
     return _sorted(pd.DataFrame(rows))
 
 
-def _aggregate(group: Any) -> dict[str, Any]:
-    """A group of VALID runs of identical settings -> one row (the newest run's identity, mean metrics)."""
+def _aggregate(group: Any, newest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A group of VALID runs of identical settings -> one row (the newest run's identity, mean metrics).
+
+    ``newest``: the group's last row as ``to_dict(orient="records")`` gives it, when the caller has it."""
     import pandas as pd
 
-    row = group.tail(1).to_dict(orient="records")[0]  # the newest run, converted as the other rows are
+    row = newest if newest is not None else group.tail(1).to_dict(orient="records")[0]
     row["n"] = len(group)
     row["job_ids"] = list(group["job_id"])
     row["files"] = [f for files in group["files"] for f in files]
