@@ -322,8 +322,11 @@ def test_record_cache_of_another_loader_version_is_ignored(install, tmp_path):
     cache = tmp_path / "cache.json"
     load_runs(experiments, cache=cache)
     data = json.loads(cache.read_text())
-    for entry in data["files"].values():
-        entry[3] = None if entry[3] is None else {**entry[3], "status": "FORGED"}
+    for row in data["rows"]:
+        status = data["keys"][row[4]].index("status")
+        row[5][status] = "FORGED"
+    cache.write_text(json.dumps(data))
+    assert {r["status"] for r in load_runs(experiments, cache=cache).runs} == {"FORGED"}  # the cache is read
     data["code"][0] -= 1
     cache.write_text(json.dumps(data))
     assert {r["status"] for r in load_runs(experiments, cache=cache).runs} != {"FORGED"}

@@ -186,25 +186,45 @@ def default_cache_path(experiments: Path) -> Path | None:
 
 
 def _read_cache(path: Path) -> dict[str, list[Any]]:
+    """{file: [size, mtime_ns, inode, record or None, why skipped or None]} as :func:`_write_cache` stored it."""
     try:
         with open(path, "rb") as handle:
             data = json.loads(handle.read())
-        if data.get("code") != _code_stamp() or not isinstance(data.get("files"), dict):
+        if data.get("code") != _code_stamp():
             return {}
-        return data["files"]
-    except (OSError, ValueError, AttributeError):
+        key_sets = [tuple(keys) for keys in data["keys"]]
+        files = {}
+        for name, size, mtime_ns, ino, keys, values, why in data["rows"]:
+            record = None if values is None else dict(zip(key_sets[keys], values))
+            if record is not None:
+                record["files"] = [name]
+            files[name] = [size, mtime_ns, ino, record, why]
+        return files
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):
         return {}
 
 
 def _write_cache(path: Path, files: dict[str, list[Any]]) -> None:
+    """Columns, not objects: each record's key list is stored once per distinct list, its values as a row (and
+    its ``files`` entry, which is the file itself, not at all), which makes the cache a third smaller and
+    quicker to parse than a list of objects."""
     import tempfile
 
+    key_ids: dict[tuple[str, ...], int] = {}
+    rows = []
+    for name, (size, mtime_ns, ino, record, why) in files.items():
+        keys = values = None
+        if record is not None:
+            fields = {k: v for k, v in record.items() if k != "files"}
+            keys = key_ids.setdefault(tuple(fields), len(key_ids))
+            values = list(fields.values())
+        rows.append([name, size, mtime_ns, ino, keys, values, why])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w") as handle:
-                json.dump({"code": _code_stamp(), "files": files}, handle)
+                json.dump({"code": _code_stamp(), "keys": [list(k) for k in key_ids], "rows": rows}, handle)
             os.replace(temp, path)
         except BaseException:
             os.unlink(temp)
