@@ -12,8 +12,6 @@ import signal
 import threading
 from typing import Any, Iterator, Mapping
 
-from .benchmark import JobTerminated
-
 
 @contextlib.contextmanager
 def sigterm_raises(exception: type[BaseException]) -> Iterator[None]:
@@ -36,6 +34,7 @@ def sigterm_raises(exception: type[BaseException]) -> Iterator[None]:
 
 def run_job_body(specs: tuple[Any, ...], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run every use case of one job (preflight -> weights -> dataset -> benchmark -> collect)."""
+    from .benchmark import JobTerminated  # here, not at the top: planning imports this module for every dry run
     from .run import run_job
 
     with sigterm_raises(JobTerminated):  # kills the benchmark's process group, see benchmark.run_benchmark
