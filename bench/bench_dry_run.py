@@ -89,6 +89,7 @@ def main() -> int:
         print(f"{name:<36}{median:>10.3f}{min(values):>8.3f}{lines[name]:>11}{median / nvidia:>14.2f}x")
     ours = statistics.median(times["llmb-run single --dry-run"])
     ok = ours <= nvidia
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"target: dry run no slower than NVIDIA's llmb-run 1.2 -> {'met' if ok else 'MISSED'} "
           f"({ours:.3f} s vs {nvidia:.3f} s; NVIDIA's prints one task line, ours the full plan)")
     return 0 if ok else 1

@@ -79,6 +79,7 @@ def main() -> int:
     print(f"growth: {big / small:.0f}x the files took {t_big / t_small:.1f}x the time (linear or better when <= "
           f"{big / small:.0f}x)")
     ok = t_big < TARGET_S
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (timings grow with it)")
     print(f"target: results --json over {big} files < {TARGET_S:.1f} s -> {'met' if ok else 'MISSED'} "
           f"({t_big:.3f} s)")
     return 0 if ok else 1
