@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from llmb_plugin_deepseek_r1.host import records
 from . import slurm
 from .contract import JobPlan, RunRequest
-from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, SlurmError, ValidationError
+from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, LlmbError, SlurmError, ValidationError
 from .render import redact_env
 
 EXECUTORS = ("slurm", "local")
@@ -152,7 +152,7 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
                     warnings += _retarget_tasks(jobs, group_plans, params["time"])
             for index, job in zip(group, jobs):
                 submitted[index] = Submitted(str(job.job_id), plans[index], executor_name, folder / str(job.job_id))
-    except (HostError, SlurmError, ValidationError):
+    except LlmbError:
         raise
     except Exception as exc:
         raise HostError(f"submission failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc
