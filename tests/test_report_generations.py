@@ -158,6 +158,9 @@ def test_every_signature_matches_its_own_example(sig) -> None:
       "[node07:81234] [ 3] /usr/lib/x86_64-linux-gnu/libnccl.so.2(+0x5b1f0)[0x7f3a9c5b1f0]",
       "[node07:81234] [ 4] /usr/lib/x86_64-linux-gnu/libnccl.so.2(ncclCommInitRank+0x2e)[0x7f3a9c5c12e]"],
      "nccl", "backtrace", None, "node07"),
+    (["[b8e65b677a8f:219487] Signal: Aborted (6)",
+      "[b8e65b677a8f:219487] [ 9] /usr/lib/x86_64-linux-gnu/libnccl.so.2(pncclCommInitRank+0x153)[0x7f16d1265513]"],
+     "nccl", "backtrace", None, "b8e65b677a8f"),
     (["MPI_ABORT was invoked on rank 3 in communicator MPI_COMM_WORLD", "with errorcode 1."],
      "rank_crash", "mpi abort", 3, None),
     (["[worker:15806] PRTE ERROR: Bad parameter in file base/odls_base_default_fns.c at line 962"],
@@ -194,6 +197,17 @@ def test_issue_signatures(lines: list[str], category: str, detail: str | None, r
     assert failure is not None
     assert (failure.category, failure.detail, failure.rank, failure.node) == (category, detail, rank, node)
     assert failure.remedy and failure.line in [line.strip() for line in lines]
+
+
+def test_a_real_shaped_failed_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """stdout + stderr of a DeepSeek-R1 run whose rank 2 ran out of memory at startup: NCCL, MPI and Slurm echo it."""
+    out, err = FIXTURES / "failed_oom_rank2.out", FIXTURES / "failed_oom_rank2.err"
+    scan = scan_logs(out, err)
+    assert scan.report is None and scan.failure.category == "oom" and scan.failure.detail == "startup"
+    assert scan.failure.rank == 2 and "might indicate insufficient GPU memory" in scan.failure.line
+    assert main_parse_log([str(out), str(err)]) == 1
+    captured = capsys.readouterr()
+    assert "failure: oom (startup), rank 2 at line" in captured.out and "KV_CACHE_FRACTION" in captured.out
 
 
 def test_first_root_cause_not_the_last_echo() -> None:

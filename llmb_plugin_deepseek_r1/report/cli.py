@@ -23,7 +23,7 @@ def format_summary(scan: LogScan, name: str) -> str:
     rep, fail = scan.report, scan.failure
     lines: list[str] = []
     if rep is None:
-        lines.append(f"{name}: no trtllm-bench report found (no PERFORMANCE OVERVIEW)")
+        lines.append(f"{name}: no trtllm-bench report found (no overview section of any known generation)")
     else:
         state = "complete" if rep.complete else "INCOMPLETE: " + "; ".join(rep.missing)
         lines.append(f"{name}: report {state} ({describe_generation(rep.generation, rep.source)}, "
@@ -98,7 +98,7 @@ def main_parse_log(argv: list[str] | None = None) -> int:
     else:
         print(format_summary(scan, label))
     if scan.report is None or not scan.report.complete:
-        what = "; ".join(scan.report.missing) if scan.report else "no PERFORMANCE OVERVIEW"
+        what = "; ".join(scan.report.missing) if scan.report else "no overview section of any known generation"
         print(f"error: no complete trtllm-bench report in {label}: {what}", file=sys.stderr)
         return 1
     return 0

@@ -32,6 +32,7 @@ _R_LAUNCH = "every rank must start through trtllm-llmapi-launch under srun (the 
 _R_MODEL = "-m takes a model name (DeepSeek-R1); the checkpoint folder goes to --model_path"
 _R_ASSERT = "TensorRT-LLM rejected the configuration: the assertion names the setting to change"
 _R_BENCH = "trtllm-bench stopped with an error: its message above names the cause"
+_R_SEQ = "the dataset's longest ISL + OSL exceeds the engine's max sequence length: rebuild the engine or shorten them"
 _R_SEGV = "a rank crashed (segmentation fault): run again; if it repeats, report it to TensorRT-LLM with this log"
 _R_BUS = ("a bus error usually means /dev/shm is too small inside the container: give it more shared memory "
           "(enroot/pyxis mount the host's /dev/shm; docker needs --shm-size or --ipc=host)")
@@ -71,6 +72,8 @@ SIGNATURES: tuple[Signature, ...] = (
     _sig("cuda_error", None, r"CUDA error: (?P<detail>device-side assert triggered|unspecified launch failure"
          r"|misaligned address|an illegal instruction was encountered)", _R_CUDA,
          "RuntimeError: CUDA error: unspecified launch failure"),
+    _sig("cuda_error", None, r"CUDA runtime error in (?P<detail>[\w:]+)|CUBLAS_STATUS_EXECUTION_FAILED", _R_CUDA,
+         "[TensorRT-LLM][ERROR] CUDA runtime error in cublasLtMatmul(...): CUBLAS_STATUS_EXECUTION_FAILED"),
     _sig("nccl", "watchdog timeout", r"Watchdog caught collective operation timeout|NCCL watchdog|"
          r"ProcessGroupNCCL.*(?:timed? ?out|Timeout)", _R_WATCHDOG,
          "[Rank 1] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=7, OpType=ALLREDUCE) ran for "
@@ -105,6 +108,10 @@ SIGNATURES: tuple[Signature, ...] = (
          "maxNumTokens must be at least maxBatchSize"),
     _sig("benchmark_error", None, r"\[TensorRT-LLM\]\[ERROR\] Assertion failed: (?P<detail>.*)", _R_ASSERT,
          "what():  [TensorRT-LLM][ERROR] Assertion failed: mSeqSlotManager->hasFreeSlots()"),
+    _sig("benchmark_error", "dataset longer than the engine", r"Engine supports a max sequence of \d+", _R_SEQ,
+         "RuntimeError: Engine supports a max sequence of 2048. Provided dataset contains a maximum sequence of 4096."),
+    _sig("benchmark_error", "no request completed", r"ZeroDivisionError", _R_BENCH,
+         "ZeroDivisionError: division by zero"),
     _sig("benchmark_error", None, r"Error during benchmarking:", _R_BENCH,
          "[TRT-LLM] [E] Error during benchmarking: Executor worker returned error"),
     _sig("rank_crash", "bus error", r"Bus error|Signal: Bus error", _R_BUS, "Signal: Bus error (7)"),
@@ -129,12 +136,12 @@ _RANK_ORDER = {name: index for index, name in enumerate(FAILURE_CATEGORIES)}
 _QUICK = ("rror", "memory", "NCCL", "nccl", "allocated", "Model is a", "terminated normally", "oom", "OutOfMemory",
           "MPI", "slots", "CANCELLED", "Exception", "Assertion", "fault", "Watchdog", "watchdog", "No such file",
           "path_or_model_id", "does not appear", "noticed that process", "illegal", "Killed", "PRRTE", "prterun",
-          "launch failure", "misaligned")
+          "launch failure", "misaligned", "CUBLAS", "ZeroDivision", "Engine supports")
 _RANK_RES = (re.compile(r"\bon rank (\d+)"), re.compile(r"\[Rank (\d+)\]", re.IGNORECASE),
              re.compile(r"process rank (\d+)"), re.compile(r"\btask (\d+)\b"), re.compile(r"\brank[ =:]+(\d+)"))
 _NODE_RES = (re.compile(r"\bON (\S+) CANCELLED"), re.compile(r"srun: error: ([\w.-]+): task"),
-             re.compile(r"on node ([\w.-]+)"), re.compile(r"^\[([A-Za-z][\w.-]*):\d+\]"),
-             re.compile(r"^([A-Za-z][\w.-]*):\d+:\d+ \[\d+\] NCCL"))
+             re.compile(r"on node ([\w.-]+)"), re.compile(r"^\[([\w.-]+):\d+\]"),
+             re.compile(r"^([\w.-]+):\d+:\d+ \[\d+\] NCCL"))
 _MAX_LINE = 500
 
 

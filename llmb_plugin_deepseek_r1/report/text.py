@@ -140,7 +140,7 @@ class _Builder:
             gen = next((BY_NAME[name] for section, name in _FALLBACK if section in self.seen), None)
         missing: list[str] = []
         if gen is None:
-            missing.append("no PERFORMANCE OVERVIEW section")
+            missing.append("no overview section (PERFORMANCE OVERVIEW, STATISTICS or LATENCY OVERVIEW)")
         else:
             required = list(gen.required)
             streaming = any(key in rep.metrics for key in gen.streaming) or STREAM in self.seen or (
