@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import FAKE_TRTLLM
+from conftest import FAKE_TRTLLM, python_env
 from jobkit import job_environ, load, result_files, specs_for
 from llmb_plugin_deepseek_r1.job.benchmark import BenchOutcome
 from llmb_plugin_deepseek_r1.job.collect import RANDOM_TOKENS_CAVEAT, judge, measured_document
@@ -167,3 +168,32 @@ def test_job_collects_the_latency_subcommand_report(tmp_path, version, generatio
     assert measured["request_details"]["num_requests"] == 10 and "avg_ttft_ms" in measured["metrics"]
     assert doc["verdict"]["caveats"] and RANDOM_TOKENS_CAVEAT in doc["verdict"]["caveats"][0]
     assert measured["decoding"]["representative"] is False
+
+
+@pytest.mark.parametrize("version, labels, command, generation", [
+    ("0.12.0", "new", "throughput", "0.12"), ("0.17.0", "new", "throughput", "0.16"),
+    ("0.19.0", "old", "throughput", "0.19"), ("1.2.0", "new", "throughput", "0.20+"),
+    ("0.19.0", "new", "latency", "latency-0.16"), ("1.2.0", "new", "latency", "0.20+"),
+])
+def test_stand_in_prints_every_generation(tmp_path, version, labels, command, generation) -> None:
+    dataset = tmp_path / "ds.jsonl"
+    dataset.write_text("".join(f'{{"task_id": {i}, "input_ids": [5, 6, 7], "output_tokens": 9}}\n' for i in range(6)))
+    (tmp_path / "weights").mkdir()
+    argv = [str(FAKE_TRTLLM / "trtllm-bench"), "-m", "DeepSeek-R1", "--model_path", str(tmp_path / "weights"),
+            command, "--dataset", str(dataset), "--backend", "pytorch", "--tp", "2"]
+    env = python_env(FAKE_TRTLLM_VERSION=version, FAKE_TRTLLM_LABELS=labels)
+    done = subprocess.run(argv + (["--streaming"] if command == "throughput" else []), capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "bench.out"
+    out.write_text(done.stdout)
+    rep = scan_logs(out).report
+    assert rep is not None and rep.complete and rep.generation == generation, rep
+    assert rep.request_details["num_requests"] == 6 and rep.request_details["avg_output_len"] == 9
+    assert rep.world["tp"] == 2
+
+
+def test_stand_in_has_no_latency_before_0_15(tmp_path) -> None:
+    done = subprocess.run([str(FAKE_TRTLLM / "trtllm-bench"), "-m", "DeepSeek-R1", "latency"], capture_output=True,
+                          text=True, env=python_env(FAKE_TRTLLM_VERSION="0.12.0"), timeout=60)
+    assert done.returncode == 2 and "No such command 'latency'" in done.stderr

@@ -154,7 +154,12 @@ def _first(patterns: tuple[re.Pattern[str], ...], text: str) -> str | None:
 
 
 def match_line(line: str, lineno: int | None = None) -> Failure | None:
-    """The failure one line proves, or None (pure: used by the scanner and by tests)."""
+    """The failure one line proves, or None (pure: used by the scanner and by tests).
+
+    TensorRT-LLM's info-level logger lines (most of a long log: the iteration lines) never prove a failure.
+    """
+    if "] [I] " in line[:64]:
+        return None
     for needle in _QUICK:
         if needle in line:
             break
@@ -180,13 +185,17 @@ class FailureScanner:
     def __init__(self) -> None:
         self._best: Failure | None = None
         self._lineno = 0
-        self.last_line: str | None = None
+        self._last = ""
+
+    @property
+    def last_line(self) -> str | None:
+        """The last non-blank line fed (the evidence when no signature explains a failure)."""
+        return self._last.strip()[:_MAX_LINE] or None
 
     def feed(self, line: str) -> None:
         self._lineno += 1
-        stripped = line.strip()
-        if stripped:
-            self.last_line = stripped[:_MAX_LINE]
+        if line and not line.isspace():
+            self._last = line
         found = match_line(line, self._lineno)
         if found is None:
             return
