@@ -65,7 +65,7 @@ SIGNATURES: tuple[Signature, ...] = (
          r"GPU memory", OOM_REMEDY, "Executor creation failed due to insufficient GPU memory."),
     _sig("oom", "runtime", r"CUDA out of memory|torch\.(?:cuda\.)?OutOfMemoryError|CUDA error: out of memory",
          OOM_REMEDY, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."),
-    _sig("oom", "host memory", r"Detected \d+ oom[_-]kill event|oom-kill|Out of memory: Killed process",
+    _sig("host_oom", None, r"Detected \d+ oom[_-]kill event|oom-kill|Out of memory: Killed process",
          _R_HOST_OOM, "slurmstepd: error: Detected 1 oom_kill event in StepId=42.0."),
     _sig("cuda_error", "illegal memory access", r"an illegal memory access was encountered", _R_CUDA,
          "RuntimeError: CUDA error: an illegal memory access was encountered"),

@@ -40,6 +40,7 @@ REQUIRED_PERCENTILES: tuple[str, ...] = ("min", "max", "avg", "p50", "p95", "p99
 # explains the NCCL abort, the MPI_ABORT, the worker error and the time limit reached by the hang after it).
 FAILURE_CATEGORIES: tuple[str, ...] = (
     "oom",
+    "host_oom",  # the node's memory, not the GPU's: lowering the KV cache fraction does not help (no OOM retry)
     "cuda_error",
     "nccl",
     "mpi_error",
