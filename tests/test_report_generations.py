@@ -205,7 +205,7 @@ def test_a_real_shaped_failed_log(capsys: pytest.CaptureFixture[str]) -> None:
     scan = scan_logs(out, err)
     assert scan.report is None and scan.failure.category == "oom" and scan.failure.detail == "startup"
     assert scan.failure.rank == 2 and "might indicate insufficient GPU memory" in scan.failure.line
-    assert main_parse_log([str(out), str(err)]) == 1
+    assert main_parse_log([str(out), str(err)]) == 4  # parsed, but no complete report
     captured = capsys.readouterr()
     assert "failure: oom (startup), rank 2 at line" in captured.out and "KV_CACHE_FRACTION" in captured.out
 
