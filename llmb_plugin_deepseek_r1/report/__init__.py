@@ -27,6 +27,7 @@ class LogScan:
 
     report: ParsedReport | None
     failure: Failure | None
+    last_line: str | None = None  # the last non-empty output line: the evidence when nothing else explains a failure
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,4 +65,8 @@ def scan_logs(*paths: str | PathLike[str]) -> LogScan:
         reports.extend(scanner.reports())
     complete = [rep for rep in reports if rep.complete]
     best = complete[-1] if complete else (reports[-1] if reports else None)
-    return LogScan(best, failures.result())
+    if best is not None and len(reports) > 1:
+        which = "the last complete one" if best.complete else "none is complete: the last one"
+        index = next(i for i, rep in enumerate(reports) if rep is best) + 1
+        best.selection = f"report {index} of {len(reports)} in the log ({which})"
+    return LogScan(best, failures.result(), failures.last_line)
