@@ -43,11 +43,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.action == "show":
         state, source = tracking.job_state(install, record)
         results = tracking.result_summaries(install, record) if state in tracking.TERMINAL else []
+        from .safety import redact_record
+
+        shown = redact_record(record)  # records written before redaction may still hold a secret --env value
         if args.json:
-            print(json.dumps({"job_id": args.job_id, "state": state, "source": source, "record": record,
+            print(json.dumps({"job_id": args.job_id, "state": state, "source": source, "record": shown,
                               "results": results}, indent=2, default=str))
         else:
-            print(f"state from {source}; submitted as: {record['command_line']}")
+            print(f"state from {source}; submitted as: {shown.get('command_line', '?')}")
             print(tracking.format_summary(args.job_id, state, results))
         return 0
     if args.action == "wait":

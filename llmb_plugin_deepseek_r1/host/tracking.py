@@ -48,8 +48,10 @@ def squeue_state(job_id: str) -> str | None:
 
 
 def _local_state(record: dict[str, Any]) -> str | None:
+    from .local_jobs import pid_of
+
     folder = Path(record.get("submitit_folder", ""))
-    result = folder / f"{record['job_id']}_0_result.pkl"
+    result = folder / f"{record.get('pid', record['job_id'])}_0_result.pkl"
     if result.is_file():
         try:
             with open(result, "rb") as handle:
@@ -57,10 +59,13 @@ def _local_state(record: dict[str, Any]) -> str | None:
         except Exception:  # noqa: BLE001 - a half-written pickle means the job is finishing
             return None
         return "COMPLETED" if outcome == "success" else "FAILED"
+    pid = pid_of(record)
+    if pid is None:
+        return None
     try:
-        os.kill(int(record["job_id"]), 0)
+        os.kill(pid, 0)
         return "RUNNING"
-    except (ValueError, ProcessLookupError, PermissionError):
+    except (ValueError, ProcessLookupError, PermissionError, OverflowError):
         return None
 
 
@@ -82,12 +87,34 @@ def job_state(install_dir: Path, record: dict[str, Any]) -> tuple[str, str]:
     return "UNKNOWN", "none"
 
 
+_RECORD_TYPES = {"job_id": str, "workload": str, "plan": dict, "submitted": (int, float)}
+
+
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, kind in _RECORD_TYPES.items():
+        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
+            return f"{key!r} missing or not a {getattr(kind, '__name__', 'number')}"
+    if not isinstance(record["plan"].get("name"), str):
+        return "'plan' has no name"
+    if not -1e11 < record["submitted"] < 1e11:
+        return f"'submitted' {record['submitted']!r} is not a time"
+    return None
+
+
 def iter_records(install_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every readable submission record; a corrupt one is skipped with a one-line warning naming it."""
     for path in sorted((install_dir / "workloads").glob(f"*/{records.SUBMITTED_DIR}/*.json")):
         try:
-            yield json.loads(path.read_text())
-        except (OSError, ValueError):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            problem = _record_problem(record)
+        except (OSError, ValueError, RecursionError) as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if problem:
+            print(f"warning: skipped submission record {path}: {problem}", file=sys.stderr)
             continue
+        yield record
 
 
 def find_record(install_dir: Path, job_id: str) -> dict[str, Any]:
@@ -119,17 +146,23 @@ def result_summaries(install_dir: Path, record: dict[str, Any]) -> list[dict[str
     """The verdicts the job wrote (result JSON files named in its status file)."""
     status = records.read_status(records.workload_dir(install_dir, record["workload"]), record["job_id"]) or {}
     out = []
-    for item in status.get("results", []):
+    items = status.get("results") if isinstance(status.get("results"), list) else []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("use_case"), str):
+            continue
         try:
-            document = json.loads(Path(item["result_file"]).read_text())
-        except (OSError, ValueError):
+            document = json.loads(Path(str(item.get("result_file"))).read_text())
+            measured = document.get("measured") or {}
+            headline = measured.get("headline") if isinstance(measured.get("headline"), dict) else None
+            verdict = document["verdict"]
+            reasons = [str(r) for r in verdict.get("reasons") or []]
+            remedy = verdict.get("remedy")
+        except (OSError, ValueError, RecursionError, TypeError, KeyError, AttributeError):
             out.append({**item, "headline": None})
             continue
-        measured = document.get("measured") or {}
-        out.append({**item, "headline": measured.get("headline"), "reasons": document["verdict"]["reasons"],
-                    "remedy": document["verdict"].get("remedy")})
-    for name in status.get("not_run", []):
-        out.append({"use_case": name, "verdict": "NOT RUN"})
+        out.append({**item, "headline": headline, "reasons": reasons, "remedy": remedy})
+    for name in status.get("not_run") if isinstance(status.get("not_run"), list) else []:
+        out.append({"use_case": str(name), "verdict": "NOT RUN"})
     return out
 
 
@@ -140,8 +173,9 @@ def format_summary(job_id: str, state: str, results: list[dict[str, Any]]) -> st
         if r.get("classification"):
             text += f" ({r['classification']})"
         head = r.get("headline") or {}
-        if "output_tok_s_gpu" in head:
-            text += f"  {head['output_tok_s_gpu']:.1f} output tok/s/GPU"
+        value = head.get("output_tok_s_gpu")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            text += f"  {value:.1f} output tok/s/GPU"
         if r.get("reasons"):
             text += f"  - {r['reasons'][0]}"
         lines.append(text)
@@ -171,14 +205,21 @@ def wait_and_summarise(install_dir: Path, job_ids: list[str], timeout_s: float |
 
 def log_paths(record: dict[str, Any]) -> list[Path]:
     folder = Path(record["submitit_folder"])
-    return [folder / f"{record['job_id']}_0_log.out", folder / f"{record['job_id']}_0_log.err"]
+    name = record.get("pid", record["job_id"])  # local jobs: submitit names the logs by process id
+    return [folder / f"{name}_0_log.out", folder / f"{name}_0_log.err"]
 
 
 def cancel(install_dir: Path, record: dict[str, Any]) -> None:
     if record.get("executor") == "local":
+        from .local_jobs import pid_of
+
+        pid = pid_of(record)
+        if pid is None:
+            raise HostError(f"cannot cancel local job {record['job_id']}: it was started on another machine or "
+                            f"in another PID namespace ({record.get('host')})")
         try:
-            os.kill(int(record["job_id"]), 15)
-        except (ValueError, ProcessLookupError) as exc:
+            os.kill(pid, 15)
+        except (ValueError, ProcessLookupError, OverflowError) as exc:
             raise HostError(f"cannot cancel local job {record['job_id']}: {exc}") from None
         return
     done = subprocess.run(["scancel", record["job_id"]], capture_output=True, text=True, check=False)

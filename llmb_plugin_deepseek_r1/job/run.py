@@ -34,35 +34,46 @@ class JobFailed(RuntimeError):
 
 
 class JobTerminated(BaseException):
-    """SIGTERM (scancel, a killed allocation) arrived: the benchmark's process group is killed, the result is
-    written as FAILED (cancelled), and the job ends."""
+    """SIGTERM (scancel, a killed allocation) or SIGINT (Ctrl-C, kill -INT) arrived: the benchmark's process
+    group is killed, the result is written as FAILED (cancelled), and the job ends."""
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise JobTerminated(f"signal {signum}")
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 @contextlib.contextmanager
 def _terminate_on_sigterm() -> Iterator[None]:
-    """SIGTERM becomes JobTerminated while the job runs (submitit only logs it; an orphaned benchmark in its own
-    session would keep the GPUs busy on clusters without cgroups)."""
+    """SIGTERM and SIGINT become JobTerminated while the job runs (submitit only logs SIGTERM, and SIGINT's
+    KeyboardInterrupt left no result; an orphaned benchmark in its own session would keep the GPUs busy on
+    clusters without cgroups)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {signum: signal.signal(signum, _on_sigterm) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def current_job_id(environ: Mapping[str, str]) -> str:
     if environ.get("SLURM_ARRAY_JOB_ID") and environ.get("SLURM_ARRAY_TASK_ID"):
         return f"{environ['SLURM_ARRAY_JOB_ID']}_{environ['SLURM_ARRAY_TASK_ID']}"
-    for var in ("SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID", "LLMB_JOB_ID"):
-        if environ.get(var):
-            return runtime.safe_job_id(environ[var])
-    return f"local{os.getpid()}"
+    if environ.get("SLURM_JOB_ID"):
+        return runtime.safe_job_id(environ["SLURM_JOB_ID"])
+    from llmb_plugin_deepseek_r1.host.local_jobs import job_id_from_environ, local_job_id, new_token
+
+    local = job_id_from_environ(environ)  # submitted by llmb-run: unique across machines and PID namespaces
+    if local:
+        return local
+    if environ.get("LLMB_JOB_ID"):
+        return runtime.safe_job_id(environ["LLMB_JOB_ID"])
+    return local_job_id(new_token(), os.getpid())  # never a bare pid: two containers may share one
 
 
 def parse_slurm_duration(text: str) -> float | None:
@@ -231,8 +242,8 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
                                                   hang_grace_s=current.hang_grace_s)
         except JobTerminated:
             terminated = True
-            verdict = failed("cancelled", "the job was cancelled or terminated (SIGTERM) during the benchmark; "
-                                          "its process group was killed")
+            verdict = failed("cancelled", "the job was cancelled or interrupted (SIGTERM or SIGINT) during the "
+                                          "benchmark; its process group was killed")
             attempts.append({"attempt": attempt, "stdout": str(out_i), "stderr": str(err_i), "command": argv,
                              "launch_command": launch, "verdict": verdict.to_dict()})
             break
@@ -290,6 +301,26 @@ def _generation_or_none(version: str) -> str | None:
         return None
 
 
+def _cancelled_result(spec: RunSpec, job_id: str) -> None:
+    """A signal before the benchmark started (preflight, dataset): still a listed FAILED (cancelled) result."""
+    path = spec.job_file(".json", job_id)
+    if path.exists():
+        return
+    verdict = failed("cancelled", "the job was cancelled or interrupted (SIGTERM or SIGINT) before its benchmark "
+                                  "finished")
+    now = time.time()
+    document = {"schema": 1, "workload": spec.workload, "use_case": spec.use_case, "job_id": job_id,
+                "result_name": spec.result_name, "asked": asked_document(spec), "effective": None, "measured": None,
+                "verdict": verdict.to_dict(), "provenance": {"job_id": job_id, "host": socket.gethostname(),
+                                                             "plugin_version": __version__, "finished": now,
+                                                             "knobs": dict(spec.knobs)},
+                "attempts": [], "files": {}}
+    try:
+        records.write_json_atomic(path, document, overwrite=False)
+    except OSError:  # FileExistsError included: the result is there after all
+        pass
+
+
 def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run every use case of one job in order; stop at the first FAILED one."""
     environ = dict(os.environ if environ is None else environ)
@@ -315,6 +346,7 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
             except BaseException as exc:  # JobTerminated, or a bug: the status file must not say RUNNING
                 cancelled = isinstance(exc, JobTerminated)
                 if cancelled:
+                    _cancelled_result(spec, job_id)
                     results.append({"use_case": spec.use_case, "verdict": "FAILED", "classification": "cancelled",
                                     "result_file": str(spec.job_file(".json", job_id))})
                 records.write_status(first.workload_dir, job_id, "CANCELLED" if cancelled else "FAILED",

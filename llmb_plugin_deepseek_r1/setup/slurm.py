@@ -76,7 +76,9 @@ def submit_heavy(opts: SetupOptions, env: Mapping[str, str], log: Callable[[str]
     steps = heavy_of(opts)
     folder = opts.workload_dir / JOBS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    executor = submitit.SlurmExecutor(folder=folder / "%j", python=sys.executable)
+    from llmb_plugin_deepseek_r1.host.safety import interpreter
+
+    executor = submitit.SlurmExecutor(folder=folder / "%j", python=interpreter(sys.executable))
     executor.update_parameters(**slurm_parameters(opts))
     job_opts = replace(opts, steps=steps, slurm=None)
     t0 = time.monotonic()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .check import check_weights
+from .hashing import is_own_cache
 from .quant import DTYPE_QUANT_ALGO
 
 
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             f"error: --manifest {args.manifest}: no such file; pass a JSON manifest or `sha256sum` output",
             file=sys.stderr,
         )
+        return 2
+    if args.cache is not None and not args.no_cache and args.cache.exists() and not is_own_cache(args.cache):
+        print(f"error: --cache {args.cache}: exists and is not a verification cache written by verify-weights; "
+              f"refusing to overwrite it: pass a new file name", file=sys.stderr)
         return 2
     if args.jobs is not None and args.jobs < 1:
         print(f"error: --jobs {args.jobs}: must be a positive number of threads", file=sys.stderr)
