@@ -207,7 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
         return int(args.handler(args) or 0)
     except LlmbError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from .safety import scrub
+
+        print(f"error: {scrub(str(exc), os.environ)}", file=sys.stderr)  # belt and braces: no secret value
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -32,8 +32,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
+            width = max([14] + [len(r["job_id"]) + 2 for r in rows])  # local ids are longer than Slurm's
             for r in rows:
-                print(f"{r['job_id']:<14}{r['state']:<11}{r['submitted']:<18}{r['name']}  ({r['source']})")
+                print(f"{r['job_id']:<{width}}{r['state']:<11}{r['submitted']:<18}{r['name']}  ({r['source']})")
             if not rows:
                 print("No submitted jobs.")
         return 0
