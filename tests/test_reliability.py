@@ -62,6 +62,13 @@ BAD_RUN_INPUTS = [
     ("many use cases", {"USE_CASES": " ".join(f"u{i}:10/10" for i in range(100))}, [], "at most 64 per"),
 ]
 
+BAD_HOST_COMMANDS = [  # (case id, llmb-run words, fragment of the one-line error)
+    ("wait timeout nan", ["jobs", "wait", "1", "--timeout", "nan"], "--timeout nan is not valid"),
+    ("wait timeout inf", ["jobs", "wait", "1", "--timeout", "inf"], "--timeout inf is not valid"),
+    ("log timeout negative", ["jobs", "log", "1", "--timeout", "-5"], "expected seconds in (0,"),
+    ("slurm-arg without =", [*RUN_ARGS, "--dry-run", "--slurm-arg", "reservation"], "without '='"),
+]
+
 SWEEP_FILES = [  # (case id, file bytes, fragment)
     ("not utf-8", b"MAX_BATCH_SIZE: [128, \xff\xfe]\n", "not UTF-8 text"),
     ("mapping value", b"MAX_BATCH_SIZE: [{a: 1}]\n", "key MAX_BATCH_SIZE: expected a number, string or true/false"),
@@ -91,6 +98,11 @@ def test_bad_run_input_is_one_line_error_before_anything_is_written(run_cli, mon
         _one_line_error(code, out, err, fragment)
         assert SECRET not in err
     assert list(install_dir.iterdir()) == []  # nothing written, nothing submitted
+
+
+@pytest.mark.parametrize("case, argv, fragment", BAD_HOST_COMMANDS, ids=[c[0] for c in BAD_HOST_COMMANDS])
+def test_bad_host_command_input_is_one_line_error(run_cli, case, argv, fragment):
+    _one_line_error(*run_cli(*argv), fragment)
 
 
 @pytest.mark.parametrize("case, data, fragment", SWEEP_FILES, ids=[c[0] for c in SWEEP_FILES])

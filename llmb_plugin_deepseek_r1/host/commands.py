@@ -11,6 +11,8 @@ from pathlib import Path
 
 from .errors import ValidationError
 
+MAX_TIMEOUT_S = 30 * 24 * 3600.0
+
 
 def _install_dir() -> Path:
     from .cluster import resolve_context
@@ -22,6 +24,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from llmb_plugin_deepseek_r1.host import tracking
 
     install = _install_dir()
+    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:  # NaN fails too
+        raise ValidationError(f"--timeout {args.timeout} is not valid: expected seconds in (0, {MAX_TIMEOUT_S:.0f}]")
     if args.action == "list":
         rows = []
         for record in tracking.iter_records(install):

@@ -301,13 +301,12 @@ def _generation_or_none(version: str) -> str | None:
         return None
 
 
-def _cancelled_result(spec: RunSpec, job_id: str) -> None:
-    """A signal before the benchmark started (preflight, dataset): still a listed FAILED (cancelled) result."""
+def _fallback_result(spec: RunSpec, job_id: str, verdict: Verdict) -> bool:
+    """A signal before the benchmark started (preflight, dataset) or an unexpected error still leaves a listed
+    FAILED result; True when the use case has a result file (this one, or the one it wrote itself)."""
     path = spec.job_file(".json", job_id)
     if path.exists():
-        return
-    verdict = failed("cancelled", "the job was cancelled or interrupted (SIGTERM or SIGINT) before its benchmark "
-                                  "finished")
+        return True
     now = time.time()
     document = {"schema": 1, "workload": spec.workload, "use_case": spec.use_case, "job_id": job_id,
                 "result_name": spec.result_name, "asked": asked_document(spec), "effective": None, "measured": None,
@@ -317,8 +316,11 @@ def _cancelled_result(spec: RunSpec, job_id: str) -> None:
                 "attempts": [], "files": {}}
     try:
         records.write_json_atomic(path, document, overwrite=False)
-    except OSError:  # FileExistsError included: the result is there after all
-        pass
+    except FileExistsError:
+        return True
+    except OSError:  # nowhere to write: the status file still records the failure
+        return False
+    return True
 
 
 def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -345,9 +347,13 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
                     "launch_error", f"refusing to overwrite existing result files: {exc.filename}").to_dict()}
             except BaseException as exc:  # JobTerminated, or a bug: the status file must not say RUNNING
                 cancelled = isinstance(exc, JobTerminated)
-                if cancelled:
-                    _cancelled_result(spec, job_id)
-                    results.append({"use_case": spec.use_case, "verdict": "FAILED", "classification": "cancelled",
+                verdict = failed("cancelled", "the job was cancelled or interrupted (SIGTERM or SIGINT) before its "
+                                              "benchmark finished") if cancelled else \
+                    failed("unknown", f"the job body failed: {type(exc).__name__}: "
+                                      f"{(str(exc).splitlines() or [''])[0][:300]}")
+                if _fallback_result(spec, job_id, verdict):
+                    results.append({"use_case": spec.use_case, "verdict": "FAILED",
+                                    "classification": verdict.classification,
                                     "result_file": str(spec.job_file(".json", job_id))})
                 records.write_status(first.workload_dir, job_id, "CANCELLED" if cancelled else "FAILED",
                                      error=f"{type(exc).__name__}: {exc}", results=results)
