@@ -82,9 +82,15 @@ SWEEP_FILES = [  # (case id, file bytes, fragment)
 
 
 def _one_line_error(code: int, out: str, err: str, fragment: str) -> None:
+    """Exit 1 with one `error:` line; or, for a malformed option (argparse's usage error), exit 2 with the usage
+    text and one `error:` line (the project's exit-code policy, host/errors.py)."""
+    assert out == "" and "Traceback" not in err, err
+    if code == 2:
+        error_lines = [line for line in err.splitlines() if ": error: " in line]
+        assert err.startswith("usage: ") and len(error_lines) == 1 and fragment in error_lines[0], err
+        return
     assert code == 1, err
-    assert out == "" and fragment in err, err
-    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    assert fragment in err and err.count("\n") == 1 and err.startswith("error: "), err
 
 
 @pytest.mark.parametrize("case, knobs, extra, fragment", BAD_RUN_INPUTS, ids=[c[0] for c in BAD_RUN_INPUTS])
@@ -289,7 +295,7 @@ def _corrupt(doc: dict, **changes) -> dict:
 CORRUPT_RESULTS = [  # (case id, document maker: valid document -> bytes, fragment of the warning)
     ("deep nesting", lambda d: b'{"schema": 1, "asked": ' + b"[" * 100000 + b"]" * 100000 + b"}", "nested too deeply"),
     ("not utf-8", lambda d: b"\xff\xfe{}", "codec"),
-    ("asked is a list", lambda d: json.dumps(_corrupt(d, asked=[1])).encode(), "no 'asked' settings"),
+    ("asked is a list", lambda d: json.dumps(_corrupt(d, asked=[1])).encode(), "no asked in the result document"),
     ("nested asked value", lambda d: json.dumps(_corrupt(d, asked__isl={"a": 1})).encode(), "asked 'isl' is a dict"),
     ("status not a word", lambda d: json.dumps(_corrupt(d, verdict__status=["VALID"])).encode(), "verdict status"),
     ("provenance a list", lambda d: json.dumps(_corrupt(d, provenance=[])).encode(), "'provenance' is a list"),
@@ -360,7 +366,7 @@ def test_verify_weights_cache_never_overwrites_a_file_it_did_not_write(tmp_path,
     if not target.exists():
         target.write_text('{"files": {}}\n')
     before = target.read_bytes()
-    assert main([str(model), "--full", "--cache", str(target)]) == 2
+    assert main([str(model), "--full", "--cache", str(target)]) == 1
     assert target.read_bytes() == before
     st = target.stat()
     cache = VerifyCache.load(target)
@@ -382,8 +388,8 @@ def test_sigint_records_a_cancelled_result_that_results_lists(tmp_path, capsys):
 
     environ = job_environ(tmp_path, FAKE_TRTLLM_DELAY="120")
     code = ("import os, sys; sys.path.insert(0, %r); from jobkit import specs_for; "
-            "from llmb_plugin_deepseek_r1.job.run import run_job; "
-            "run_job(specs_for(dict(os.environ)), dict(os.environ))") % str(REPO / "tests")
+            "from llmb_plugin_deepseek_r1.job.entry import run_job_body; "
+            "run_job_body(tuple(specs_for(dict(os.environ))), dict(os.environ))") % str(REPO / "tests")
     proc = subprocess.Popen([sys.executable, "-c", code], env=environ, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:

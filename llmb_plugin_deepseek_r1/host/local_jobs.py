@@ -1,9 +1,8 @@
-"""Jobs on this machine (no Slurm): submitit's local executor, detached from the terminal, with job ids that
-are unique across machines and PID namespaces.
+"""Ids of jobs on this machine (no Slurm), unique across machines and PID namespaces.
 
 Why: submitit names a local job by its controller's process id, so two runs in containers (separate PID
-namespaces) on shared storage got the same id and the second overwrote the first's records; and the controller
-shared the terminal's process group, so Ctrl-C on `llmb-run single --wait` killed the job being waited for.
+namespaces) on shared storage got the same id and the second overwrote the first's records. (The controller
+runs in its own session: host/executors.py.)
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ import os
 import re
 import secrets
 import socket
-import subprocess
-import sys
 from typing import Any, Mapping
 
 TOKEN_VAR = "LLMB_LOCAL_TOKEN"  # set for the job by the submitter: the job builds its own id from it
@@ -62,40 +59,4 @@ def boot_id() -> str | None:
         return None
 
 
-def detached_executor(folder: Any) -> Any:
-    """submitit's LocalExecutor whose job controller runs in its own session (Ctrl-C on the terminal that
-    submitted it does not reach the job; `llmb-run jobs cancel` still does)."""
-    import submitit
-    from submitit.local.local import LocalJob
-
-    class DetachedLocalExecutor(submitit.LocalExecutor):
-        def _submit_command(self, command: str) -> Any:
-            # submitit's start_controller, plus start_new_session (it offers no way to pass it)
-            env = dict(os.environ)
-            env.update(SUBMITIT_LOCAL_NTASKS="1", SUBMITIT_LOCAL_COMMAND=command,
-                       SUBMITIT_LOCAL_TIMEOUT_S=str(int(60 * self.parameters.get("timeout_min", 2.0))),
-                       SUBMITIT_LOCAL_SIGNAL_DELAY_S=str(int(self.parameters.get("signal_delay_s", 30))),
-                       SUBMITIT_LOCAL_NODEID="0", SUBMITIT_LOCAL_JOB_NUM_NODES="1", SUBMITIT_STDERR_TO_STDOUT="",
-                       SUBMITIT_EXECUTOR="local", CUDA_VISIBLE_DEVICES=env.get("CUDA_VISIBLE_DEVICES", ""),
-                       SUBMITIT_LOCAL_WITH_SHELL="")
-            # detached from the terminal too: its output goes to a log beside the jobs' folders, so a caller
-            # reading llmb-run's pipes is never held open by a job that outlives it
-            log = self.folder.parent / "controller.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "ab") as out:
-                process = subprocess.Popen([sys.executable, "-m", "submitit.local._local", str(self.folder)],
-                                           env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                           start_new_session=True)
-            return LocalJob(folder=self.folder, job_id=str(process.pid), process=process, tasks=[0])
-
-    return DetachedLocalExecutor(folder=folder, python=_quoted_python())
-
-
-def _quoted_python() -> str:
-    from .safety import interpreter
-
-    return interpreter(sys.executable)
-
-
-__all__ = ["TOKEN_VAR", "boot_id", "detached_executor", "job_id_from_environ", "local_job_id", "new_token",
-           "pid_of"]
+__all__ = ["TOKEN_VAR", "boot_id", "job_id_from_environ", "local_job_id", "new_token", "pid_of"]

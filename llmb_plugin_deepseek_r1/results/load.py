@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA = 1
+from llmb_plugin_deepseek_r1 import document as result_document
+from llmb_plugin_deepseek_r1.host.errors import InvalidInput
+
 METRICS = ("output_tok_s_gpu", "total_tok_s_gpu", "output_tok_s_user", "avg_ttft_ms", "avg_tpot_ms",
            "request_throughput_req_s")
 # Asked settings in display order; use_case/isl/osl are always shown, time_limit_min never identifies a setting.
@@ -36,7 +38,7 @@ _RELATIVE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>[mhdw])$")
 _UNIT_S = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 
 
-class ResultsError(ValueError):
+class ResultsError(InvalidInput, ValueError):
     """Bad input to `llmb-run results`/`archive`: the message is one line naming the value and what is accepted."""
 
 
@@ -108,12 +110,10 @@ def _check_types(asked: Mapping[str, Any], verdict: Mapping[str, Any]) -> None:
 
 
 def run_record(document: Mapping[str, Any], path: Path, mtime: float) -> dict[str, Any]:
-    """Flatten one result document; raises ValueError naming what is missing or mistyped."""
-    if document.get("schema") != SCHEMA:
-        raise ValueError(f"unsupported schema {_short(document.get('schema'))} (this version reads {SCHEMA})")
-    asked, verdict = document.get("asked"), document.get("verdict")
-    if not isinstance(asked, dict) or not isinstance(verdict, dict) or "status" not in verdict:
-        raise ValueError("no 'asked' settings or no 'verdict'")
+    """Flatten one result document (any schema :mod:`document` reads); ValueError naming what is missing or
+    mistyped."""
+    document = result_document.upgrade(document)
+    asked, verdict = document["asked"], document["verdict"]
     _check_types(asked, verdict)
     provenance = _mapping(document, "provenance")
     measured = _mapping(document, "measured")
@@ -144,11 +144,6 @@ def run_record(document: Mapping[str, Any], path: Path, mtime: float) -> dict[st
     return record
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)[:500]
 
@@ -159,12 +154,7 @@ def load_runs(experiments: Path) -> LoadedRuns:
     loaded = LoadedRuns()
     for path in find_result_files(experiments):
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(document, dict):
-                raise ValueError("not a JSON object")
-            loaded.runs.append(run_record(document, path, path.stat().st_mtime))
-        except RecursionError:
-            loaded.skipped.append((path, "JSON nested too deeply"))
+            loaded.runs.append(run_record(result_document.read(path), path, path.stat().st_mtime))
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             loaded.skipped.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
     return loaded
