@@ -406,10 +406,11 @@ def test_sigint_records_a_cancelled_result_that_results_lists(tmp_path, capsys):
     assert [(r["job_id"], r["status"], r["classification"]) for r in rows] == [("4242", "FAILED", "cancelled")]
 
 
-def test_ctrl_c_on_wait_leaves_the_local_job_running(tmp_path):
+def _ctrl_c_on_wait(tmp_path: Path, *extra: str) -> tuple[dict[str, str], str, str]:
+    """`single --wait` with the local executor, Ctrl-C once its benchmark runs; (environment, job id, stderr)."""
     env = job_environ(tmp_path, LLMB_EXECUTOR="local", FAKE_TRTLLM_DELAY="120")
     env.pop("LLMB_JOB_ID")
-    proc = subprocess.Popen([LLMB_RUN, *RUN_ARGS, "--wait"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([LLMB_RUN, *RUN_ARGS, "--wait", *extra], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout.readline().startswith("Submitted 1 job(s) with the local executor")
     job_id = proc.stdout.readline().split()[0]
@@ -418,11 +419,24 @@ def test_ctrl_c_on_wait_leaves_the_local_job_running(tmp_path):
     wait_until(lambda: "DATASET DETAILS" in out.read_text() or None, 60, "the stand-in benchmark running")
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on the terminal does: the whole foreground group
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and f"keep running: {job_id}" in err and "llmb-run jobs cancel" in err
+    assert proc.returncode == 130, err
+    return env, job_id, err
+
+
+def test_ctrl_c_on_wait_leaves_the_local_job_running(tmp_path):
+    env, job_id, err = _ctrl_c_on_wait(tmp_path)
+    assert f"keep running: {job_id}" in err and "llmb-run jobs cancel" in err
     listed = _llmb(env, "jobs", "list", "--json")
     assert [(r["job_id"], r["state"]) for r in json.loads(listed.stdout)] == [(job_id, "RUNNING")]
     assert job_id.startswith("local-")  # never a bare pid
     assert _llmb(env, "jobs", "cancel", job_id).returncode == 0
+    [path] = wait_until(lambda: result_files(tmp_path) or None, 60, "the cancelled job's result")
+    assert load(path)["verdict"]["classification"] == "cancelled"
+
+
+def test_ctrl_c_on_wait_cancels_when_asked(tmp_path):
+    env, job_id, err = _ctrl_c_on_wait(tmp_path, "--cancel-on-interrupt")
+    assert f"cancel requested for {job_id}" in err
     [path] = wait_until(lambda: result_files(tmp_path) or None, 60, "the cancelled job's result")
     assert load(path)["verdict"]["classification"] == "cancelled"
 

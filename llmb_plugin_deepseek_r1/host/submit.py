@@ -195,8 +195,9 @@ def record_jobs(wdir: Path, submitted: Sequence[Submitted], common: Mapping[str,
                                 if k.startswith(("SBATCH_", "LLMB_", "SLURM_MPI"))},
             }, overwrite=False)
         except FileExistsError:
-            raise HostError(f"a submission record for job {item.job_id} already exists ({path}); it was left as "
-                            f"it is: job ids of two clusters sharing this LLMB_INSTALL collide") from None
+            raise HostError(f"job {item.job_id} was submitted, but a record for that id already exists ({path}) "
+                            f"and was left as it is (job ids of two clusters sharing this LLMB_INSTALL collide); "
+                            f"follow the job with squeue/sacct") from None
     return wdir / records.SUBMITTED_DIR
 
 
