@@ -67,6 +67,7 @@ def test_a_local_job_gets_the_plan_environment_and_this_process_keeps_its_own(tm
                    container={}, use_cases=[], env=env, body=os.getenv, body_args=("LLMB_TEST_MARKER",))
     [job], _ = submit_jobs([plan], tmp_path / "workloads" / "probe", "local")
     assert dict(os.environ) == before
-    record = {"job_id": job.job_id, "submitit_folder": str(job.folder), "executor": "local", "workload": "probe"}
+    record = {"job_id": job.job_id, "pid": job.pid, "submitit_folder": str(job.folder), "executor": "local",
+              "workload": "probe"}
     assert wait_for(tmp_path, record, 60) == "COMPLETED"
     assert submitit_result(record) == ("success", "from-the-plan")
