@@ -9,8 +9,12 @@ Schema 2 (written now)::
      "asked":      the settings asked for (use case, ISL/OSL, batch, tokens, KV fraction, TP/EP/PP, ...),
      "effective":  the settings of the last attempt when an OOM retry changed them, else null,
      "measured":   {"headline", "definitions", "metrics", "percentiles", "request_details", "world", "engine",
-                    "source", "complete"} or null when FAILED,
-     "verdict":    {"status": VALID|INVALID|FAILED, "reasons", "classification", "remedy", "failure_line"},
+                    "source", "complete", and after 0.1.0 "machine", "generation" (report generation, see
+                    report/generations.py), "subcommand", "metric_labels" (metric -> label it was read from),
+                    "report_selection" (which report when a log held several), "decoding" (speculative decoding:
+                    mode, draft_acceptance_rate, acceptance_length, representative)} or null when FAILED,
+     "verdict":    {"status": VALID|INVALID|FAILED, "reasons", "classification", "remedy", "failure_line", and after
+                    0.1.0 "failure_lineno", "rank", "node", "caveats"} (older files lack the later keys),
      "provenance": job id, host, image, versions, knobs, GPUs, preflight, weights, dataset, started, finished,
      "attempts":   one entry per benchmark attempt (command, YAML, outcome, verdict),
      "files":      {"stdout", "stderr"}}
@@ -22,15 +26,25 @@ Schema 1 (0.1 files on disk) is the same document with ``"schema": 1`` instead o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 SCHEMA_VERSION = 2
 REQUIRED = ("asked", "verdict")
+# <result_name>_streaming-<on|off>_<jobid>.json; attempts (`_try2`) and `.report.json` files are not results.
+FILE_NAME = re.compile(r"^(?P<stem>.+_streaming-(?:on|off))_(?P<job>[^.]+)\.json$")
+_ATTEMPT = re.compile(r"_try\d+$")
 
 
 class DocumentError(ValueError):
     """A result file that cannot be read as a result document; the message names what is wrong."""
+
+
+def is_result_file(path: Path) -> bool:
+    """Whether ``path`` is named like a result document (the results table and the archive ask here)."""
+    match = FILE_NAME.match(Path(path).name)
+    return match is not None and not _ATTEMPT.search(match.group("job"))
 
 
 def build(*, workload: str, use_case: str, job_id: str, result_name: str, asked: Mapping[str, Any],
@@ -74,4 +88,6 @@ def read(path: Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text())
     except ValueError as exc:
         raise DocumentError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise DocumentError("JSON nested too deeply") from None
     return upgrade(data)

@@ -14,6 +14,7 @@ from slurm_cluster import SlurmCluster, run_slurm, sbatch, wait_until
 
 from llmb_plugin_deepseek_r1.host import slurm, tracking
 from llmb_plugin_deepseek_r1.host.commands import _json_rows
+from llmb_plugin_deepseek_r1.host.local_jobs import local_job_id
 
 WORKLOAD = "inference_deepseek-r1"
 
@@ -22,7 +23,7 @@ def _record(install: Path, job_id: str, executor: str = "slurm") -> None:
     folder = install / "workloads" / WORKLOAD / "experiments" / ".llmb" / "submitted"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{job_id}.json").write_text(json.dumps({
-        "workload": WORKLOAD, "job_id": job_id, "executor": executor, "submitted": 1.8e9,
+        "workload": WORKLOAD, "job_id": job_id, "executor": executor, "submitted": 1.8e9, "pid": 4194303,
         "submitit_folder": str(install / "nowhere"), "plan": {"name": f"job-{job_id}"}}))
 
 
@@ -45,16 +46,17 @@ def test_bulk_states_equal_per_job_states(slurm_cluster: SlurmCluster, tmp_path:
         for job_id in ids:
             _record(tmp_path, job_id)
         _status(tmp_path, "987654321", "COMPLETED")
-        _record(tmp_path, "4194303", executor="local")  # above pid_max: no such process, no result pickle
+        local = local_job_id("0123abcd0123", 4194303)  # above pid_max: no such process, no result pickle
+        _record(tmp_path, local, executor="local")  # not a Slurm id: must not spoil the bulk queries
         listed = tracking.list_jobs(tmp_path)
         by_id = {record["job_id"]: (state, source) for record, state, source in listed}
-        assert [record["job_id"] for record, _, _ in listed] == sorted([*ids, "4194303"])
+        assert [record["job_id"] for record, _, _ in listed] == sorted([*ids, local])
         for record, state, source in listed:
             assert (state, source) == tracking.job_state(tmp_path, record), record["job_id"]
         assert by_id[f"{held}_0"][0] == by_id[f"{held}_1"][0] == "PENDING"
         assert by_id[done] == ("CANCELLED", "sacct")
         assert by_id["987654321"] == ("COMPLETED", "status file")
-        assert by_id["987654322"] == by_id["4194303"] == ("UNKNOWN", "none")
+        assert by_id["987654322"] == by_id[local] == ("UNKNOWN", "none")
     finally:
         run_slurm("scancel", held, check=False)
 

@@ -8,6 +8,7 @@ status file last (:func:`llmb_plugin_deepseek_r1.host.tracking.job_state`).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,7 +38,7 @@ def run(argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S,
     except OSError as exc:
         raise SlurmError(f"{argv[0]} could not run: {exc}") from None
     except subprocess.TimeoutExpired:
-        raise SlurmError(f"{argv[0]} did not answer within {timeout_s:.0f} s") from None
+        raise SlurmError(f"{argv[0]} did not answer within {timeout_s:g} s") from None
     if done.returncode != 0:
         why = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}").splitlines()[-1]
         raise SlurmError(f"{' '.join(argv[:2])} failed: {why}")
@@ -81,6 +82,7 @@ def job_state(job_id: str) -> tuple[str, str] | None:
     return None
 
 
+_SLURM_ID = re.compile(r"^\d+(?:_\d+)?(?:\+\d+)?$")  # 123, 123_4 (array task), 123+1 (heterogeneous job)
 #: Characters of job ids per sacct/squeue call when states are asked in bulk (Linux caps one argument at 128 KiB).
 BULK_ID_CHARS = 100_000
 
@@ -115,6 +117,7 @@ def job_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     squeue's answer counts only where sacct has none. Array tasks are asked and answered as ``<array>_<task>``."""
     from concurrent.futures import ThreadPoolExecutor
 
+    job_ids = [job_id for job_id in job_ids if _SLURM_ID.match(job_id)]  # one bad id fails a whole query
     if not job_ids:
         return {}
     with ThreadPoolExecutor(2) as pool:

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shlex
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from typing import Any, Mapping, Sequence
 from llmb_plugin_deepseek_r1.host import records
 from . import slurm
 from .contract import JobPlan, RunRequest
-from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, SlurmError, ValidationError
-from .render import redact_env
+from . import local_jobs, safety
+from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, LlmbError, SlurmError, ValidationError
 
 EXECUTORS = ("slurm", "local")
 
@@ -92,12 +93,14 @@ class Submitted:
     plan: JobPlan
     executor: str
     folder: Path
+    pid: int | None = None  # local jobs: the controller process to signal
 
 
 def _sbatch_env(plan: JobPlan) -> dict[str, str]:
     """The environment submitit's sbatch call (and so the job) sees: the resolved one of this invocation."""
     env = dict(plan.env)
-    for var in ("SBATCH_TIMELIMIT", "SBATCH_JOB_NAME", "SBATCH_ARRAY_INX"):  # our own flags must win
+    for var in ("SBATCH_TIMELIMIT", "SBATCH_JOB_NAME", "SBATCH_ARRAY_INX",  # our own flags must win
+                "LLMB_JOB_ID", local_jobs.TOKEN_VAR):  # a job's id is its own, never one inherited
         env.pop(var, None)
     return env
 
@@ -176,7 +179,11 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
     try:
         for group in group_for_arrays(plans):
             group_plans = [plans[i] for i in group]
-            executor = make_executor(executor_name, folder, _sbatch_env(group_plans[0]))
+            env, where, token = _sbatch_env(group_plans[0]), folder, None
+            if executor_name == "local":  # ids unique across machines and PID namespaces; a folder per group
+                token = local_jobs.new_token()
+                env[local_jobs.TOKEN_VAR], where = token, folder / f"local-{token}"
+            executor = make_executor(executor_name, where, env)
             if executor_name == "slurm":
                 params = slurm_parameters(group_plans)
                 executor.update_parameters(**params)
@@ -190,8 +197,13 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
                 if executor_name == "slurm":
                     warnings += _retarget_tasks(jobs, group_plans, params["time"], params["job_name"])
             for index, job in zip(group, jobs):
-                submitted[index] = Submitted(str(job.job_id), plans[index], executor_name, folder / str(job.job_id))
-    except (HostError, SlurmError, ValidationError):
+                if token is None:
+                    submitted[index] = Submitted(str(job.job_id), plans[index], executor_name,
+                                                 folder / str(job.job_id))
+                else:
+                    submitted[index] = Submitted(local_jobs.local_job_id(token, job.job_id), plans[index],
+                                                 executor_name, where / str(job.job_id), pid=int(job.job_id))
+    except LlmbError:
         raise
     except Exception as exc:
         raise HostError(f"submission failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc
@@ -203,14 +215,15 @@ _JOB_IDS_SLOT = "\0job_ids\0"
 
 def write_records(submitted: Sequence[Submitted], request: RunRequest, argv: Sequence[str]) -> Path:
     """One record per job id (found again from any shell by `llmb-run jobs`), plus one per submission."""
+    command_line = safety.scrub(shlex.join(safety.redact_argv(["llmb-run", *argv])), request.env)
     common = {"workload": request.workload, "model_size": request.model_size, "dtype": request.dtype,
-              "scale": request.scale, "gpu_type": request.gpu_type,
-              "command_line": shlex.join(["llmb-run", *argv])}
+              "scale": request.scale, "gpu_type": request.gpu_type, "command_line": command_line}
     return record_jobs(records.workload_dir(request.install_dir, request.workload), submitted, common)
 
 
 def record_jobs(wdir: Path, submitted: Sequence[Submitted], common: Mapping[str, Any]) -> Path:
-    """Write each job's record (``common`` must name the ``workload`` and the ``command_line``).
+    """Write each job's record (``common`` must name the ``workload`` and the ``command_line``, redacted); a
+    record is never overwritten: an existing one is another job's.
 
     Every record lists the submission's job ids: that list is encoded once and spliced into each record (the
     text is what ``json.dumps(record, indent=2)`` writes), and the files are written and fsynced by a small
@@ -223,18 +236,27 @@ def record_jobs(wdir: Path, submitted: Sequence[Submitted], common: Mapping[str,
     slot = json.dumps(_JOB_IDS_SLOT)
     texts = []
     for item in submitted:
+        local = {"pid": item.pid, "host": socket.gethostname(), "boot_id": local_jobs.boot_id()} \
+            if item.pid is not None else {}
         record = {
             **common, "job_id": item.job_id, "executor": item.executor, "submitit_folder": str(item.folder),
-            "plan": item.plan.to_dict(), **dict(item.plan.record),
-            "environment": redact_env({k: v for k, v in item.plan.env.items()
-                                       if k.startswith(("SBATCH_", "LLMB_", "SLURM_MPI"))}),
+            **local, "plan": item.plan.to_dict(), **dict(item.plan.record),
+            "environment": safety.redact_env({k: v for k, v in item.plan.env.items()
+                                              if k.startswith(("SBATCH_", "LLMB_", "SLURM_MPI"))}),
         }
-        text = json.dumps(record, indent=2, sort_keys=False, default=str)
-        texts.append((wdir / records.SUBMITTED_DIR / f"{item.job_id}.json", text.replace(slot, ids_text, 1) + "\n"))
+        text = json.dumps(record, indent=2, sort_keys=False, default=str).replace(slot, ids_text, 1) + "\n"
+        texts.append((item, wdir / records.SUBMITTED_DIR / f"{records.safe_name(item.job_id)}.json", text))
     (wdir / records.SUBMITTED_DIR).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(min(16, max(1, len(texts)))) as pool:  # fsync waits on the disk, not the CPU
-        for future in [pool.submit(records.write_text_atomic, path, text) for path, text in texts]:
-            future.result()
+        writes = [(item, path, pool.submit(records.write_text_atomic, path, text, overwrite=False))
+                  for item, path, text in texts]
+    for item, path, write in writes:
+        try:
+            write.result()
+        except FileExistsError:
+            raise HostError(f"job {item.job_id} was submitted, but a record for that id already exists ({path}) "
+                            f"and was left as it is (job ids of two clusters sharing this LLMB_INSTALL collide); "
+                            f"follow the job with squeue/sacct") from None
     return wdir / records.SUBMITTED_DIR
 
 
@@ -253,7 +275,10 @@ def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], 
             {"job_id": s.job_id, "name": s.plan.name, "use_cases": [u.get("name") for u in s.plan.use_cases]}
             for s in submitted]}
         if args.wait:
-            document["outcomes"] = tracking.wait_all(request.install_dir, job_ids)
+            try:
+                document["outcomes"] = tracking.wait_all(request.install_dir, job_ids)
+            except KeyboardInterrupt:
+                return _interrupted_wait(request.install_dir, job_ids, getattr(args, "cancel_on_interrupt", False))
         print(json.dumps(document, indent=2))
         return EXIT_OK if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) \
             else EXIT_BENCHMARK_FAILED
@@ -261,4 +286,28 @@ def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], 
     for s in submitted:
         print(f"  {s.job_id}  {s.plan.name}  time limit {s.plan.slurm.time_min} min")
     sys.stdout.flush()
-    return tracking.wait_and_summarise(request.install_dir, job_ids) if args.wait else 0
+    if not args.wait:
+        return 0
+    try:
+        return tracking.wait_and_summarise(request.install_dir, job_ids)
+    except KeyboardInterrupt:
+        return _interrupted_wait(request.install_dir, job_ids, getattr(args, "cancel_on_interrupt", False))
+
+
+def _interrupted_wait(install_dir: Path, job_ids: Sequence[str], cancel: bool) -> int:
+    """Ctrl-C while waiting: stop waiting, leave the jobs running (or cancel them when asked), say what next."""
+    from llmb_plugin_deepseek_r1.host import tracking
+
+    if cancel:
+        for job_id in job_ids:
+            try:
+                tracking.cancel(install_dir, tracking.find_record(install_dir, job_id))
+                print(f"interrupted: cancel requested for {job_id}", file=sys.stderr)
+            except (HostError, ValidationError) as exc:
+                print(f"interrupted: could not cancel {job_id}: {exc}", file=sys.stderr)
+        return 130
+    ids = " ".join(job_ids)
+    print(f"interrupted: stopped waiting; the job(s) keep running: {ids}. Follow with `llmb-run jobs log "
+          f"{job_ids[0]} --follow` or `llmb-run jobs wait {job_ids[0]}`; stop with `llmb-run jobs cancel "
+          f"{job_ids[0]}`", file=sys.stderr)
+    return 130
