@@ -15,6 +15,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
 MODES = ("max_throughput", "min_latency")
 RUNTIMES = ("pyxis", "none", "docker")
+CUDA_GRAPH_SCHEMES = ("powers-of-two", "step-64")
 
 
 def _bad(var: str, value: str, accepted: str) -> ValidationError:

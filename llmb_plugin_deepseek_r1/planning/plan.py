@@ -7,7 +7,8 @@ from typing import Any
 from llmb_plugin_deepseek_r1.planning import runtime
 from llmb_plugin_deepseek_r1.host.contract import JobPlan, RunRequest, SlurmParams
 from .spec import RunSpec
-from .trtllm import bench_argv, cuda_graph_plan, extra_llm_api_options
+from .describe import profile_document
+from .trtllm import bench_argv, extra_llm_api_options
 
 
 def use_case_document(spec: RunSpec) -> dict[str, Any]:
@@ -36,21 +37,6 @@ def use_case_document(spec: RunSpec) -> dict[str, Any]:
         "launch_command": runtime.launch_argv(spec, command, under_slurm=spec.runtime != "docker"),
         "extra_llm_api_options": extra_llm_api_options(spec),
         **profile_document(spec),
-    }
-
-
-def profile_document(spec: RunSpec) -> dict[str, Any]:
-    """Which profile, checkpoint, CUDA graphs and time limit a use case runs with, and where every value came
-    from (the dry run prints it; the result file's provenance records it)."""
-    return {
-        "attention_dp": spec.attention_dp,
-        "enable_chunked_prefill": spec.enable_chunked_prefill,
-        "profile": {"name": spec.profile, "gpu_table": spec.gpu_table, "notes": list(spec.notes)},
-        "checkpoint": {"repo_id": spec.checkpoint_repo, "revision": spec.checkpoint_revision,
-                       "model_dir": str(spec.model_dir)},
-        "cuda_graphs": cuda_graph_plan(spec),
-        "time_limit": {"minutes": spec.time_limit_min, "basis": spec.time_limit_basis},
-        "sources": dict(spec.sources),
     }
 
 

@@ -13,7 +13,6 @@ from llmb_plugin_deepseek_r1.planning import knobs
 from llmb_plugin_deepseek_r1.host.contract import RunRequest, is_secret_name
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 from . import profiles as prof
-from .trtllm import CUDA_GRAPH_SCHEMES
 from .versions import parse_trtllm_version, trtllm_version_from_image
 
 DEFAULT_USE_CASE_ORDER = ("reasoning", "chat", "summarization", "generation")
@@ -299,7 +298,7 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     multiplier = prof.Sourced(knobs.positive_int("CONCURRENCY_MULTIPLIER", env["CONCURRENCY_MULTIPLIER"]),
                               "knob CONCURRENCY_MULTIPLIER") if _set(env, "CONCURRENCY_MULTIPLIER") else \
         prof.Sourced(int(choice.data.get("concurrency_multiplier") or 10), f"profile {choice.name}")
-    scheme = knobs.choice("CUDA_GRAPH_BATCH_SIZES", env["CUDA_GRAPH_BATCH_SIZES"], CUDA_GRAPH_SCHEMES) \
+    scheme = knobs.choice("CUDA_GRAPH_BATCH_SIZES", env["CUDA_GRAPH_BATCH_SIZES"], knobs.CUDA_GRAPH_SCHEMES) \
         if _set(env, "CUDA_GRAPH_BATCH_SIZES") else str(choice.data.get("cuda_graph_batch_sizes") or "powers-of-two")
     scheme_source = "knob CUDA_GRAPH_BATCH_SIZES" if _set(env, "CUDA_GRAPH_BATCH_SIZES") else f"profile {choice.name}"
     checkpoint = prof.checkpoint_for(metadata, choice, request.dtype, env)

@@ -20,7 +20,6 @@ from .versions import (FIRST_REPORT_JSON, config_flag, generates_dense_cuda_grap
 if TYPE_CHECKING:
     from .spec import RunSpec
 
-CUDA_GRAPH_SCHEMES = ("powers-of-two", "step-64")
 GRAPH_MEMORY_MIB = 10  # about 10 MB of GPU memory per captured CUDA graph (TensorRT-LLM's measurement)
 DENSE_STEP = 64
 

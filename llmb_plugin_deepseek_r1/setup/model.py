@@ -68,6 +68,8 @@ class SetupOptions:
     slurm: SlurmOptions | None = None
     workload: str = "inference_deepseek-r1"
     run_command: str = ""
+    dtype: str = "nvfp4"
+    profile: str = "25.07"
 
 
 @dataclass
