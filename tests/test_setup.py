@@ -139,7 +139,7 @@ def test_arch_defaults_to_aarch64_on_gb200_else_this_machine() -> None:
     ({"STAGE_PATH": "/old/stage"}, [], "STAGE_PATH is set but is no longer used: set LLMB_INSTALL"),
     ({"MANUAL_INSTALL": "perhaps"}, [], "MANUAL_INSTALL='perhaps' is not valid: expected true or false"),
     ({"PROMPT_REQUESTS": "0"}, [], "PROMPT_REQUESTS='0' is not valid"),
-    ({"USE_CASES": "reasoning"}, [], "USE_CASES entry 'reasoning' is not valid"),
+    ({"USE_CASES": "thinking"}, [], "USE_CASES entry 'thinking' is not valid"),
     ({}, ["--steps", "everything"], "--steps 'everything' is not valid"),
     ({}, ["--wait"], "--wait only applies with --slurm"),
     ({}, ["--slurm"], "--slurm needs a CPU partition: pass --partition NAME or set slurm.cpu_partition"),
