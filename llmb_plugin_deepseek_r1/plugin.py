@@ -38,12 +38,15 @@ class DeepSeekR1Workload:
         return setup_main(argv, context=context)
 
     def verify(self, argv: list[str], context: Any) -> int:
-        """`llmb-run verify -w inference_deepseek-r1 [-- DIR --full ...]`: the weight check (default: the
-        workload's model folder)."""
+        """`llmb-run verify -w inference_deepseek-r1 [-- DIR --full ...]`: the weight check (default: the folder
+        and dtype of the checkpoint the GPU type's profile runs)."""
+        from .setup.options import workload_checkpoint
         from .weights import main as verify_main
 
         if not argv or argv[0].startswith("-"):
-            argv = [str(context.install_dir / "workloads" / WORKLOAD_KEY / "DeepSeek-R1-FP4"), *argv]
+            _, model_dir, dtype = workload_checkpoint(context.env, self.metadata, context.gpu_type,
+                                                      context.install_dir / "workloads" / WORKLOAD_KEY)
+            argv = [str(model_dir), *argv] + ([] if "--dtype" in argv else ["--dtype", dtype])
         return verify_main(argv)
 
     def results(self, argv: list[str], context: Any) -> int:

@@ -107,6 +107,16 @@ def gpu_dtype(metadata: Mapping[str, Any], gpu_type: str) -> str:
     return str((model_configs[0].get("dtypes") or ["nvfp4"])[0])
 
 
+def workload_checkpoint(env: Mapping[str, str], metadata: Mapping[str, Any], gpu_type: str,
+                        workload_dir: Path, image_uri: str | None = None) -> tuple[prof.Checkpoint, Path, str]:
+    """(checkpoint, its folder, dtype) for this GPU type under the profile the image (or PROFILE) picks: what
+    setup fetches and what `llmb-run verify` checks."""
+    choice = setup_profile(env, metadata, image_uri or resolve_image_uri(None, env, metadata))
+    dtype = gpu_dtype(metadata, gpu_type)
+    checkpoint = prof.checkpoint_for(metadata, choice, dtype, env)
+    return checkpoint, resolve_model_dir(env, checkpoint.folder, workload_dir), dtype
+
+
 def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path,
                   choice: prof.ProfileChoice, gpu_type: str) -> tuple[tuple[UseCaseData, ...], str]:
     """One dataset per USE_CASE(S) entry (default: every use case of the profile's table), as the jobs name it,
@@ -181,7 +191,7 @@ def resolve_options(args: argparse.Namespace, context: Any, metadata: Mapping[st
     image_uri = resolve_image_uri(args.image, env, metadata)
     choice = setup_profile(env, metadata, image_uri)
     use_cases, requests_source = use_case_data(env, metadata, workload_dir, choice, context.gpu_type)
-    checkpoint = prof.checkpoint_for(metadata, choice, gpu_dtype(metadata, context.gpu_type), env)
+    checkpoint, model_dir, dtype = workload_checkpoint(env, metadata, context.gpu_type, workload_dir, image_uri)
     if revision is None and (env.get("MODEL_REVISION") or "").strip():
         revision = checkpoint.revision
     slurm = _slurm(args, context, steps)
@@ -190,12 +200,12 @@ def resolve_options(args: argparse.Namespace, context: Any, metadata: Mapping[st
     manual_install = knobs.boolean("MANUAL_INSTALL", manual) if manual else True
     return SetupOptions(
         steps=steps, dry_run=args.dry_run, install_dir=install_dir, workload_dir=workload_dir,
-        model_dir=resolve_model_dir(env, checkpoint.folder, workload_dir),
+        model_dir=model_dir,
         repo_id=checkpoint.repo_id,
         revision=revision, image_uri=image_uri, image_file=install_dir / "images" / image_file_name(image_uri),
         arch=resolve_arch(args.arch, context.gpu_type, metadata=metadata), gpu_type=context.gpu_type, workers=args.workers,
         use_cases=use_cases, requests_source=requests_source, offline=is_offline(env), hub_cache=hub_cache_dir(env),
         lock_timeout_s=float(args.lock_timeout), manual_install=manual_install,
         slurm=slurm, workload=WORKLOAD_KEY, run_command=run_command(metadata, context.gpu_type, use_cases),
-        dtype=gpu_dtype(metadata, context.gpu_type), profile=choice.name,
+        dtype=dtype, profile=choice.name,
     )
