@@ -210,3 +210,17 @@ def test_step64_cuda_graphs_show_list_and_memory(dry_run_json):
     assert graphs["graphs"] == 18 and graphs["approx_memory_mib"] == 180
     assert graphs["extra_memory_vs_powers_of_two_mib"] == (18 - 11) * 10
     assert uc["reasoning"]["extra_llm_api_options"]["cuda_graph_config"]["batch_sizes"] == graphs["batch_sizes"]
+
+
+def test_references_for_new_gpu_types_carry_definitions_and_match_like_with_like():
+    from llmb_plugin_deepseek_r1.recipe import load_metadata
+    from llmb_plugin_deepseek_r1.results.load import match_reference, validate_references
+
+    refs = validate_references(load_metadata()["references"])
+    assert all(r["definition"] and r["source"] and r["metric"] == "output_tok_s_gpu" for r in refs)
+    run = {"gpu_type": "b200", "scale": 4, "dtype": "nvfp4", "isl": 1000, "osl": 1000, "mode": "max_throughput"}
+    assert match_reference(run, refs)["id"] == "perf-b200-dep4-1000-1000"
+    h200 = dict(run, gpu_type="h200", scale=8, dtype="fp8")
+    assert match_reference(h200, refs)["value"] == 1627
+    assert match_reference(dict(h200, gpu_type="h100"), refs) is None  # never a different GPU type
+    assert match_reference(dict(run, gpu_type="gb300"), refs) is None
