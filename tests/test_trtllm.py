@@ -164,3 +164,16 @@ def test_derived_paths_cannot_escape_the_workload_dir():
     check_spec(make_spec(use_case="ok_name"))
     with pytest.raises(ValidationError, match="would escape"):
         check_spec(make_spec(use_case="../../../etc"))
+
+
+def test_a_spec_pickled_before_the_profile_fields_existed_still_builds_its_yaml():
+    import pickle
+
+    spec = make_spec(trtllm_version="1.0.0rc1")
+    state = {k: v for k, v in spec.__dict__.items() if k not in ("yaml_base", "extra_yaml", "sources", "notes",
+                                                                  "profile", "cuda_graph_scheme")}
+    old = object.__new__(RunSpec)
+    old.__dict__.update(state)
+    revived = pickle.loads(pickle.dumps(old))
+    assert extra_llm_api_options(revived) == extra_llm_api_options(spec)
+    assert revived.sources == {} and revived.profile == "25.07"

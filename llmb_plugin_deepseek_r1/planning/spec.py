@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,6 +13,7 @@ from llmb_plugin_deepseek_r1.planning import knobs
 from llmb_plugin_deepseek_r1.host.contract import RunRequest, is_secret_name
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 from . import profiles as prof
+from .sweep import expand_sweep
 from .versions import parse_trtllm_version, trtllm_version_from_image
 
 DEFAULT_USE_CASE_ORDER = ("reasoning", "chat", "summarization", "generation")
@@ -85,6 +86,19 @@ class RunSpec:
     time_limit_basis: str = ""
     notes: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """A job pickled before a field existed (queued across an upgrade) gets that field's default; its YAML
+        base is its profile's YAML for its mode."""
+        if name == "yaml_base":
+            from llmb_plugin_deepseek_r1.recipe import load_metadata
+
+            profile = (load_metadata().get("profiles") or {}).get(self.profile) or {}
+            return dict(((profile.get("yaml") or {}).get(self.mode)) or {})
+        known = type(self).__dataclass_fields__.get(name)
+        if known is not None and known.default_factory is not MISSING:
+            return known.default_factory()
+        raise AttributeError(name)
 
     @property
     def result_name(self) -> str:
@@ -215,52 +229,6 @@ def resolve_image(env: Mapping[str, str], install_dir: Path, metadata: Mapping[s
 def _set(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name)
     return None if value is None or value.strip() == "" else value
-
-
-SWEEPABLE = ("MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY", "TP", "EP",
-             "PP", "STREAMING")
-
-
-def _sweep_file_values(path_text: str) -> dict[str, list[str]]:
-    import yaml
-
-    path = Path(path_text)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValidationError(f"SWEEP_FILE={path_text!r} cannot be read: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ValidationError(f"SWEEP_FILE={path_text!r} must map knob names to lists of values")
-    values: dict[str, list[str]] = {}
-    for key, items in data.items():
-        if key not in SWEEPABLE:
-            raise ValidationError(f"SWEEP_FILE key {key!r} is not valid: expected one of {', '.join(SWEEPABLE)}")
-        items = items if isinstance(items, list) else [items]
-        if not items:
-            raise ValidationError(f"SWEEP_FILE key {key!r} has no values")
-        values[key] = [str(v).lower() if isinstance(v, bool) else str(v) for v in items]
-    return values
-
-
-def expand_sweep(env: Mapping[str, str]) -> list[dict[str, str]]:
-    """Comma-separated values in sweepable knobs (MAX_BATCH_SIZE=128,256) and SWEEP_FILE -> one environment per
-    point of the Cartesian product (a knob in the environment wins over the same knob in the file)."""
-    import itertools
-
-    axes: dict[str, list[str]] = _sweep_file_values(env["SWEEP_FILE"]) if _set(env, "SWEEP_FILE") else {}
-    for var in SWEEPABLE:
-        if _set(env, var):
-            values = [v.strip() for v in env[var].split(",")]
-            if any(v == "" for v in values):
-                raise ValidationError(f"{var}={env[var]!r} is not valid: an empty value in the comma-separated list")
-            axes[var] = values
-    names = list(axes)
-    points = []
-    for combo in itertools.product(*(axes[n] for n in names)):
-        point = dict(env)
-        point.update(zip(names, combo))
-        points.append(point)
-    return points
 
 
 def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[RunSpec]:
