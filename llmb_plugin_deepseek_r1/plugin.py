@@ -44,9 +44,11 @@ class DeepSeekR1Workload:
         from .weights import main as verify_main
 
         if not argv or argv[0].startswith("-"):
-            _, model_dir, dtype = workload_checkpoint(context.env, self.metadata, context.gpu_type,
-                                                      context.install_dir / "workloads" / WORKLOAD_KEY)
+            checkpoint, model_dir, dtype = workload_checkpoint(context.env, self.metadata, context.gpu_type,
+                                                               context.install_dir / "workloads" / WORKLOAD_KEY)
             argv = [str(model_dir), *argv] + ([] if "--dtype" in argv else ["--dtype", dtype])
+            if "--expect-repo" not in argv:
+                argv += ["--expect-repo", checkpoint.repo_id, "--expect-revision", checkpoint.revision]
         return verify_main(argv)
 
     def results(self, argv: list[str], context: Any) -> int:

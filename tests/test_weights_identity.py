@@ -69,3 +69,21 @@ def test_config_forms_and_local_dir_metadata(tmp_path: Path) -> None:
     assert (found["repo_id"], found["form"]) == (None, "NVFP4")
     assert identity_mismatch(found, "nvidia/DeepSeek-R1-FP4", "main") is None  # unknown is not a mismatch
     assert checkpoint_identity(tmp_path / "missing")["repo_id"] is None
+
+
+def test_llmb_run_verify_checks_the_profiles_checkpoint_and_warns_on_another(run_cli, install_dir, monkeypatch):
+    from weights_fixtures import make_checkpoint
+
+    folder = make_checkpoint(install_dir / "workloads" / "inference_deepseek-r1" / "DeepSeek-R1-FP4", shards=2)
+    write_manifest(folder, {"config.json": (2, "b" * 64)}, repo_id="nvidia/DeepSeek-R1-FP4", revision=COMMIT)
+    code, out, err = run_cli("verify", "-w", "inference_deepseek-r1")
+    assert code == 0, err
+    assert out.startswith("OK: ") and f"checkpoint: nvidia/DeepSeek-R1-FP4 at {COMMIT}" in out
+    assert "WARNING" not in out
+    monkeypatch.setenv("RUN_CONF_IMAGE", "nvcr.io#nvidia/tensorrt-llm/release:1.1.0rc5")  # profile 26.05
+    code, out, err = run_cli("verify", "-w", "inference_deepseek-r1", "--", "--json")
+    assert code == 0, err  # a warning, not a failure
+    doc = json.loads(out)
+    assert doc["checkpoint"]["repo_id"] == "nvidia/DeepSeek-R1-FP4"
+    assert doc["warnings"] == [f"the folder holds nvidia/DeepSeek-R1-FP4 ({doc['checkpoint']['source']}), but the "
+                               "profile was tuned for nvidia/DeepSeek-R1-0528-FP4"]
