@@ -102,7 +102,7 @@ class WeightReport:
             f"{self.files_checked} files checked, {size} ({self.mode} check{extra})"
         )
         lines += remedy_lines(self)
-        return "\n".join(lines + notes)
+        return "\n".join(lines + [f"WARNING: {w}" for w in self.warnings])
 
     def _checkpoint_lines(self) -> list[str]:
         held = self.checkpoint or {}
