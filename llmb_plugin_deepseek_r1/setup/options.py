@@ -16,8 +16,10 @@ from llmb_plugin_deepseek_r1.host.errors import ValidationError
 from .model import HEAVY_STEPS, STEPS, SetupOptions, SlurmOptions, UseCaseData
 from .download import hub_cache_dir, is_offline
 from llmb_plugin_deepseek_r1.planning import profiles as prof
-from llmb_plugin_deepseek_r1.planning.spec import image_file_name, parse_use_cases, requested_use_cases, resolve_model_dir
+from llmb_plugin_deepseek_r1.planning.spec import parse_use_cases, requested_use_cases
 from llmb_plugin_deepseek_r1.planning.versions import trtllm_version_from_image
+from llmb_plugin_deepseek_r1.paths import WorkloadPaths, workload_paths
+from llmb_plugin_deepseek_r1.host.contract import HostContext
 
 DEFAULT_WORKERS = 8
 DEFAULT_LOCK_TIMEOUT_S = 4 * 3600.0
@@ -107,17 +109,17 @@ def gpu_dtype(metadata: Mapping[str, Any], gpu_type: str) -> str:
     return str((model_configs[0].get("dtypes") or ["nvfp4"])[0])
 
 
-def workload_checkpoint(env: Mapping[str, str], metadata: Mapping[str, Any], gpu_type: str,
-                        workload_dir: Path, image_uri: str | None = None) -> tuple[prof.Checkpoint, Path, str]:
-    """(checkpoint, its folder, dtype) for this GPU type under the profile the image (or PROFILE) picks: what
-    setup fetches and what `llmb-run verify` checks."""
+def workload_checkpoint(env: Mapping[str, str], metadata: Mapping[str, Any], gpu_type: str, install_dir: Path,
+                        image_uri: str | None = None) -> tuple[prof.Checkpoint, WorkloadPaths, str]:
+    """(checkpoint, the install's paths with its folder, dtype) for this GPU type under the profile the image (or
+    PROFILE) picks: what setup fetches and what `llmb-run verify` checks."""
     choice = setup_profile(env, metadata, image_uri or resolve_image_uri(None, env, metadata))
     dtype = gpu_dtype(metadata, gpu_type)
     checkpoint = prof.checkpoint_for(metadata, choice, dtype, env)
-    return checkpoint, resolve_model_dir(env, checkpoint.folder, workload_dir), dtype
+    return checkpoint, workload_paths(install_dir, env, checkpoint.folder), dtype
 
 
-def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path,
+def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], where: WorkloadPaths,
                   choice: prof.ProfileChoice, gpu_type: str) -> tuple[tuple[UseCaseData, ...], str]:
     """One dataset per USE_CASE(S) entry (default: every use case of the profile's table), as the jobs name it,
     with the profile's request count for it."""
@@ -130,7 +132,7 @@ def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], workload_
         values = prof.row_values(choice, table, mode, uc.name, uc.isl)
         prof.derive_load(choice, values, set(), multiplier)
         n = count if count is not None else int(values["num_requests"].value)
-        out.append(UseCaseData(uc.name, uc.isl, uc.osl, n, workload_dir / f"dataset_{uc.name}_{uc.isl}_{uc.osl}.txt"))
+        out.append(UseCaseData(uc.name, uc.isl, uc.osl, n, where.dataset(uc.name, uc.isl, uc.osl)))
     return tuple(out), source
 
 
@@ -144,7 +146,7 @@ def run_command(metadata: Mapping[str, Any], gpu_type: str, use_cases: tuple[Use
     return f"{prefix}llmb-run single -w {WORKLOAD_KEY} -s {size} --dtype {dtype} --scale {scale}"
 
 
-def _slurm(args: argparse.Namespace, context: Any, steps: tuple[str, ...]) -> SlurmOptions | None:
+def _slurm(args: argparse.Namespace, context: HostContext, steps: tuple[str, ...]) -> SlurmOptions | None:
     env = context.env
     if not args.slurm:
         used = [flag for flag, value in (("--partition", args.partition), ("--account", args.account),
@@ -156,12 +158,12 @@ def _slurm(args: argparse.Namespace, context: Any, steps: tuple[str, ...]) -> Sl
     if env.get("SLURM_JOB_ID"):
         raise ValidationError(f"--slurm is not valid inside a Slurm job (SLURM_JOB_ID={env['SLURM_JOB_ID']}): "
                               "run setup without --slurm here, or submit from a login node")
-    partition = args.partition or getattr(context.cluster, "cpu_partition", None)
+    partition = args.partition or context.cluster.cpu_partition
     if not partition:
         raise ValidationError("--slurm needs a CPU partition: pass --partition NAME or set slurm.cpu_partition "
                               "in cluster_config.yaml")
     partition = knobs.name("--partition", partition)
-    account = args.account or env.get("SBATCH_ACCOUNT") or getattr(context.cluster, "account", None)
+    account = args.account or env.get("SBATCH_ACCOUNT") or context.cluster.account
     if account:
         account = knobs.name("--account", account)
     time_min = knobs.time_limit_minutes("--time", args.time or DEFAULT_TIME)
@@ -174,12 +176,11 @@ def _slurm(args: argparse.Namespace, context: Any, steps: tuple[str, ...]) -> Sl
                         wait_timeout_s=float(wait_timeout))
 
 
-def resolve_options(args: argparse.Namespace, context: Any, metadata: Mapping[str, Any]) -> SetupOptions:
+def resolve_options(args: argparse.Namespace, context: HostContext, metadata: Mapping[str, Any]) -> SetupOptions:
     """Everything validated up front; ValidationError (one line, naming the value) for anything wrong."""
     env: Mapping[str, str] = context.env
     steps = parse_steps(args.steps)
     install_dir = Path(context.install_dir)
-    workload_dir = install_dir / "workloads" / WORKLOAD_KEY
     revision = args.revision if args.revision is not None else (env.get("HF_REVISION") or "").strip() or None
     if revision is not None and not _REVISION_RE.match(revision):
         raise ValidationError(f"revision {revision!r} is not valid: expected a branch, tag or commit id")
@@ -190,8 +191,8 @@ def resolve_options(args: argparse.Namespace, context: Any, metadata: Mapping[st
     manual = (env.get("MANUAL_INSTALL") or "").strip()
     image_uri = resolve_image_uri(args.image, env, metadata)
     choice = setup_profile(env, metadata, image_uri)
-    use_cases, requests_source = use_case_data(env, metadata, workload_dir, choice, context.gpu_type)
-    checkpoint, model_dir, dtype = workload_checkpoint(env, metadata, context.gpu_type, workload_dir, image_uri)
+    checkpoint, where, dtype = workload_checkpoint(env, metadata, context.gpu_type, install_dir, image_uri)
+    use_cases, requests_source = use_case_data(env, metadata, where, choice, context.gpu_type)
     if revision is None and (env.get("MODEL_REVISION") or "").strip():
         revision = checkpoint.revision
     slurm = _slurm(args, context, steps)
@@ -199,11 +200,12 @@ def resolve_options(args: argparse.Namespace, context: Any, metadata: Mapping[st
         slurm = None  # nothing heavy to submit: the layout runs here either way
     manual_install = knobs.boolean("MANUAL_INSTALL", manual) if manual else True
     return SetupOptions(
-        steps=steps, dry_run=args.dry_run, install_dir=install_dir, workload_dir=workload_dir,
-        model_dir=model_dir,
+        steps=steps, dry_run=args.dry_run, install_dir=install_dir, workload_dir=where.workload_dir,
+        model_dir=where.model_dir,
         repo_id=checkpoint.repo_id,
-        revision=revision, image_uri=image_uri, image_file=install_dir / "images" / image_file_name(image_uri),
-        arch=resolve_arch(args.arch, context.gpu_type, metadata=metadata), gpu_type=context.gpu_type, workers=args.workers,
+        revision=revision, image_uri=image_uri, image_file=where.image_file(image_uri),
+        arch=resolve_arch(args.arch, context.gpu_type, metadata=metadata), gpu_type=context.gpu_type,
+        workers=args.workers,
         use_cases=use_cases, requests_source=requests_source, offline=is_offline(env), hub_cache=hub_cache_dir(env),
         lock_timeout_s=float(args.lock_timeout), manual_install=manual_install,
         slurm=slurm, workload=WORKLOAD_KEY, run_command=run_command(metadata, context.gpu_type, use_cases),
