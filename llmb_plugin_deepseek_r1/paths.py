@@ -90,7 +90,7 @@ class WorkloadPaths:
         return dataset_file(self.workload_dir, use_case, isl, osl)
 
 
-def workload_paths(install_dir: Path, env: Mapping[str, str],
+def workload_paths(install_dir: Path, env: Mapping[str, str], *,
                    folder: str = DEFAULT_WEIGHTS_FOLDER) -> WorkloadPaths:
     """$LLMB_WORKLOAD and the model folder (MODEL_PATH honoured, else ``folder``: the checkpoint's) of the install
     at ``install_dir``."""

@@ -226,7 +226,7 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
         if _set(env, "CUDA_GRAPH_BATCH_SIZES") else str(choice.data.get("cuda_graph_batch_sizes") or "powers-of-two")
     scheme_source = "knob CUDA_GRAPH_BATCH_SIZES" if _set(env, "CUDA_GRAPH_BATCH_SIZES") else f"profile {choice.name}"
     checkpoint = prof.checkpoint_for(metadata, choice, request.dtype, env)
-    where = paths.workload_paths(request.install_dir, env, checkpoint.folder)
+    where = paths.workload_paths(request.install_dir, env, folder=checkpoint.folder)
     workload_dir, model_dir = where.workload_dir, where.model_dir
     settings = knobs.job_settings(env)
     gpus_hw = int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))

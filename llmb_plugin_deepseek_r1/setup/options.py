@@ -116,7 +116,7 @@ def workload_checkpoint(env: Mapping[str, str], metadata: Mapping[str, Any], gpu
     choice = setup_profile(env, metadata, image_uri or resolve_image_uri(None, env, metadata))
     dtype = gpu_dtype(metadata, gpu_type)
     checkpoint = prof.checkpoint_for(metadata, choice, dtype, env)
-    return checkpoint, workload_paths(install_dir, env, checkpoint.folder), dtype
+    return checkpoint, workload_paths(install_dir, env, folder=checkpoint.folder), dtype
 
 
 def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], where: WorkloadPaths,
