@@ -68,10 +68,10 @@ def model_dir(env: Mapping[str, str], workload_dir: Path, folder: str = DEFAULT_
     """MODEL_PATH (an absolute path), else the checkpoint's folder inside $LLMB_WORKLOAD (the folder of the
     checkpoint the profile names: planning.profiles.checkpoint_for)."""
     value = (env.get("MODEL_PATH") or "").strip()
-    if value:
-        if not value.startswith("/") or "\x00" in value or "\n" in value:
-            raise ValidationError(f"MODEL_PATH={value!r} is not valid: expected an absolute path")
-        return Path(value)
+    if value:  # mounted into the container: absolute, no control characters, no ',' or ':'
+        from llmb_plugin_deepseek_r1.host.safety import mount_path
+
+        return Path(mount_path("MODEL_PATH", value))
     return inside(workload_dir / folder, workload_dir, "checkpoint folder")
 
 

@@ -40,10 +40,17 @@ def _bad(var: str, value: str, accepted: str) -> ValidationError:
     return ValidationError(f"{var}={value!r} is not valid: expected {accepted}")
 
 
+MAX_DIGITS = 30  # longer numbers are typos (and Python refuses to parse more than 4300 digits)
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= 60 else value[:57] + "..."
+
+
 def positive_int(var: str, value: str) -> int:
     text = value.strip().replace("_", "")
-    if not re.fullmatch(r"\+?\d+", text) or int(text) <= 0:
-        raise _bad(var, value, "a positive whole number")
+    if not re.fullmatch(r"\+?\d{1,%d}" % MAX_DIGITS, text) or int(text) <= 0:
+        raise _bad(var, _shown(value), "a positive whole number")
     return int(text)
 
 
@@ -51,8 +58,8 @@ def concurrency(var: str, value: str) -> int:
     text = value.strip()
     if text == "-1":
         return -1
-    if not re.fullmatch(r"\+?\d+", text) or int(text) <= 0:
-        raise _bad(var, value, "a positive whole number, or -1 for unlimited")
+    if not re.fullmatch(r"\+?\d{1,%d}" % MAX_DIGITS, text) or int(text) <= 0:
+        raise _bad(var, _shown(value), "a positive whole number, or -1 for unlimited")
     return int(text)
 
 
@@ -83,10 +90,16 @@ def choice(var: str, value: str, choices: tuple[str, ...]) -> str:
     return normalised[word]
 
 
+MAX_NAME_LEN = 64  # names end up in file names (255 bytes at most) beside the model, parallelism and job id
+
+
 def name(var: str, value: str) -> str:
-    """A name that becomes part of file and job names: letters, digits, '_' and '-' only."""
+    """A name that becomes part of file and job names: letters, digits, '_' and '-' only, at most 64 of them."""
     if not NAME_RE.fullmatch(value) or value in (".", ".."):
-        raise _bad(var, value, "a name made of letters, digits, '_' and '-'")
+        raise _bad(var, _shown(value), "a name made of letters, digits, '_' and '-'")
+    if len(value) > MAX_NAME_LEN:
+        raise _bad(var, _shown(value), f"a name of at most {MAX_NAME_LEN} characters (it becomes part of file "
+                                       f"names), got {len(value)}")
     return value
 
 
@@ -101,16 +114,26 @@ _TIME_FORMATS = (
 )
 
 
+MAX_TIME_LIMIT_MIN = 30 * 24 * 60  # 30 days: beyond it a time limit is a typo, and the job would wait forever
+
+
 def time_limit_minutes(var: str, value: str) -> int:
-    """Slurm's time formats (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) -> whole minutes, rounded up."""
+    """Slurm's time formats (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) -> whole minutes, rounded up,
+    at most MAX_TIME_LIMIT_MIN."""
     text = value.strip()
+    if len(text) > MAX_DIGITS:
+        raise _bad(var, _shown(value), "a Slurm time limit such as 30, 45:00, 1:40:00 or 1-00:00:00")
     for pattern, seconds_of in _TIME_FORMATS:
         match = pattern.match(text)
         if match:
             seconds = seconds_of(match)
             if seconds <= 0:
                 break
-            return max(1, math.ceil(seconds / 60))
+            minutes = max(1, math.ceil(seconds / 60))
+            if minutes > MAX_TIME_LIMIT_MIN:
+                raise _bad(var, value, f"a Slurm time limit of at most {MAX_TIME_LIMIT_MIN // 1440} days "
+                                       f"({MAX_TIME_LIMIT_MIN} minutes)")
+            return minutes
     raise _bad(var, value, "a Slurm time limit such as 30, 45:00, 1:40:00 or 1-00:00:00 (greater than zero)")
 
 
@@ -126,17 +149,22 @@ def _set(env: Mapping[str, str], name: str) -> str | None:
     return None if value is None or value.strip() == "" else value
 
 
+def _bounded_int(var: str, env: Mapping[str, str]) -> int:
+    from .bounds import bounded
+
+    return bounded(var, positive_int(var, env[var]))
+
+
 def job_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """The knobs that are not tuning values: Slurm, container, checks, limits."""
     oom_retries = 0
     if _set(env, "OOM_RETRIES"):
-        oom_retries = 0 if env["OOM_RETRIES"].strip() == "0" else positive_int("OOM_RETRIES", env["OOM_RETRIES"])
+        oom_retries = 0 if env["OOM_RETRIES"].strip() == "0" else _bounded_int("OOM_RETRIES", env)
     return {
         "streaming": boolean("STREAMING", env["STREAMING"]) if _set(env, "STREAMING") else True,
         "time_limit_min": time_limit_minutes("SBATCH_TIMELIMIT", env["SBATCH_TIMELIMIT"])
         if _set(env, "SBATCH_TIMELIMIT") else None,
-        "gpus_per_node": positive_int("SBATCH_GPUS_PER_NODE", env["SBATCH_GPUS_PER_NODE"])
-        if _set(env, "SBATCH_GPUS_PER_NODE") else None,
+        "gpus_per_node": _bounded_int("SBATCH_GPUS_PER_NODE", env) if _set(env, "SBATCH_GPUS_PER_NODE") else None,
         "account": name("SBATCH_ACCOUNT", env["SBATCH_ACCOUNT"]) if _set(env, "SBATCH_ACCOUNT") else None,
         "partition": partition(env),
         "runtime": choice("CONTAINER_RUNTIME", env["CONTAINER_RUNTIME"], RUNTIMES)
@@ -145,8 +173,8 @@ def job_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "weight_check": choice("WEIGHT_CHECK", env["WEIGHT_CHECK"], ("quick", "full", "skip"))
         if _set(env, "WEIGHT_CHECK") else "quick",
         "oom_retries": oom_retries,
-        "bench_timeout": positive_int("BENCH_TIMEOUT", env["BENCH_TIMEOUT"]) if _set(env, "BENCH_TIMEOUT") else None,
-        "hang_grace": positive_int("HANG_GRACE", env["HANG_GRACE"]) if _set(env, "HANG_GRACE") else DEFAULT_HANG_GRACE_S,
+        "bench_timeout": _bounded_int("BENCH_TIMEOUT", env) if _set(env, "BENCH_TIMEOUT") else None,
+        "hang_grace": _bounded_int("HANG_GRACE", env) if _set(env, "HANG_GRACE") else DEFAULT_HANG_GRACE_S,
         "container_env": tuple(env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split()),
         "extra_yaml": extra_options(env["EXTRA_LLM_API_OPTIONS"]) if _set(env, "EXTRA_LLM_API_OPTIONS") else {},
     }

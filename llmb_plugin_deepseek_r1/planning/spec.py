@@ -9,7 +9,8 @@ from typing import Any, Mapping
 
 from llmb_plugin_deepseek_r1 import paths
 from llmb_plugin_deepseek_r1.recipe import MODEL_NAME
-from llmb_plugin_deepseek_r1.planning import knobs
+from llmb_plugin_deepseek_r1.host import safety
+from llmb_plugin_deepseek_r1.planning import bounds, knobs
 from llmb_plugin_deepseek_r1.host.contract import RunRequest, is_secret_name
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 from . import profiles as prof
@@ -138,12 +139,18 @@ def parse_use_cases(value: str | None, known: Mapping[str, tuple[int, int]]) -> 
                                                                       DEFAULT_USE_CASE_ORDER]
         return [UseCaseRequest(n, *known[n]) for n in order]
     result: list[UseCaseRequest] = []
-    for entry in re.split(r"[\s,]+", value.strip()):
+    entries = re.split(r"[\s,]+", value.strip())
+    if len(entries) > bounds.MAX_USE_CASES:
+        raise ValidationError(f"USE_CASES names {len(entries)} use cases: at most {bounds.MAX_USE_CASES} per "
+                              f"invocation")
+    for entry in entries:
         match = re.fullmatch(r"([^:]+):([^/]+)/(.+)", entry)
         if match:
             name = knobs.name("USE_CASES", match[1])
-            isl = knobs.positive_int(f"USE_CASES ISL of {name}", match[2])
-            osl = knobs.positive_int(f"USE_CASES OSL of {name}", match[3])
+            isl = bounds.at_most(f"USE_CASES ISL of {name}", knobs.positive_int(f"USE_CASES ISL of {name}",
+                                                                                 match[2]), bounds.MAX_ISL)
+            osl = bounds.at_most(f"USE_CASES OSL of {name}", knobs.positive_int(f"USE_CASES OSL of {name}",
+                                                                                 match[3]), bounds.MAX_OSL)
         elif entry in known:
             name, (isl, osl) = entry, known[entry]
         else:
@@ -166,7 +173,8 @@ def resolve_image(env: Mapping[str, str], install_dir: Path, metadata: Mapping[s
     default_uri = default_uri or _images(metadata)[0]
     override = env.get("RUN_CONF_IMAGE", "").strip()
     if override:
-        if "\n" in override or "\x00" in override or " " in override:
+        safety.no_control("RUN_CONF_IMAGE", override)
+        if " " in override:
             raise ValidationError(f"RUN_CONF_IMAGE={override!r} is not valid: expected an image file path or "
                                   f"an image URI without spaces")
         image = override
@@ -191,6 +199,11 @@ def _set(env: Mapping[str, str], name: str) -> str | None:
 def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[RunSpec]:
     """One RunSpec per use case and sweep point, all validated before anything is submitted."""
     points = expand_sweep(request.env)
+    requested = requested_use_cases(request.env)
+    per_point = len(re.split(r"[\s,]+", requested.strip())) if requested else len(DEFAULT_USE_CASE_ORDER)
+    if len(points) * per_point > bounds.MAX_RUNS:
+        raise ValidationError(f"{len(points)} sweep points x {per_point} use cases = {len(points) * per_point} "
+                              f"runs; at most {bounds.MAX_RUNS} per invocation: split the sweep")
     specs: list[RunSpec] = []
     for point in points:
         specs.extend(_resolve_point(request, metadata, point))
@@ -210,12 +223,13 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     knob_values: dict[str, Any] = {}
     for var, key in _INT_KNOBS.items():
         if _set(env, var):
-            knob_values[var] = (key, knobs.positive_int(var, env[var]))
+            knob_values[var] = (key, bounds.bounded(var, knobs.positive_int(var, env[var])))
     if _set(env, "KV_CACHE_FRACTION"):
         knob_values["KV_CACHE_FRACTION"] = ("kv_cache_fraction",
                                             knobs.fraction("KV_CACHE_FRACTION", env["KV_CACHE_FRACTION"]))
     if _set(env, "CONCURRENCY"):
-        knob_values["CONCURRENCY"] = ("concurrency", knobs.concurrency("CONCURRENCY", env["CONCURRENCY"]))
+        knob_values["CONCURRENCY"] = ("concurrency", bounds.bounded("CONCURRENCY",
+                                                                    knobs.concurrency("CONCURRENCY", env["CONCURRENCY"])))
     if _set(env, "ENABLE_CHUNKED_PREFILL"):
         knob_values["ENABLE_CHUNKED_PREFILL"] = ("enable_chunked_prefill",
                                                  knobs.boolean("ENABLE_CHUNKED_PREFILL", env["ENABLE_CHUNKED_PREFILL"]))
