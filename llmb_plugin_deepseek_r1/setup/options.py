@@ -21,6 +21,7 @@ from llmb_plugin_deepseek_r1.planning.spec import parse_use_cases, requested_use
 from llmb_plugin_deepseek_r1.planning.versions import trtllm_version_from_image
 from llmb_plugin_deepseek_r1.paths import WorkloadPaths, workload_paths
 from llmb_plugin_deepseek_r1.host.contract import HostContext
+from llmb_plugin_deepseek_r1.host.tracking import WAIT_SLACK_S
 
 DEFAULT_WORKERS = 8
 DEFAULT_LOCK_TIMEOUT_S = 4 * 3600.0
@@ -170,7 +171,7 @@ def _slurm(args: argparse.Namespace, context: HostContext, steps: tuple[str, ...
     time_min = knobs.time_limit_minutes("--time", args.time or DEFAULT_TIME)
     if args.cpus < 1:
         raise ValidationError(f"--cpus {args.cpus} is not valid: expected a positive number of CPUs")
-    wait_timeout = args.wait_timeout if args.wait_timeout is not None else time_min * 60 + 600.0
+    wait_timeout = args.wait_timeout if args.wait_timeout is not None else time_min * 60 + WAIT_SLACK_S
     if wait_timeout <= 0:
         raise ValidationError(f"--wait-timeout {args.wait_timeout} is not valid: expected seconds > 0")
     return SlurmOptions(partition=partition, account=account, time_min=time_min, cpus=args.cpus, wait=args.wait,
