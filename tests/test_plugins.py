@@ -165,3 +165,19 @@ def test_an_object_that_is_not_a_workload_is_refused_by_name():
     registry = load_registry([Plugin()], entry_points=False)
     assert registry.workloads == {} and "does not derive from" in registry.broken[0].error
 
+
+
+def test_a_plugin_adds_its_own_command():
+    """llmb_register_commands: a plugin's subcommand is parsed and dispatched like the host's own."""
+    from llmb_plugin_deepseek_r1.host.cli import build_parser
+
+    class CommandPlugin(_FixturePlugin):
+        @hookimpl
+        def llmb_register_commands(self, subparsers):
+            parser = subparsers.add_parser("hello", help="say hello")
+            parser.add_argument("--to", default="world")
+            parser.set_defaults(handler=lambda args: 7 if args.to == "you" else 0)
+
+    parser = build_parser(load_registry([CommandPlugin()], entry_points=False))
+    args = parser.parse_args(["hello", "--to", "you"])
+    assert args.handler(args) == 7
