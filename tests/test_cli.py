@@ -127,7 +127,8 @@ def test_text_dry_run_shows_slurm_container_command_and_yaml(run_cli, monkeypatc
     assert "time_min: 30" in out and "runtime: pyxis" in out
     assert "command: trtllm-llmapi-launch trtllm-bench -m DeepSeek-R1" in out
     yaml_start = out.index("extra_llm_api_options:")
-    assert yaml.safe_load(out[yaml_start:].split(":", 1)[1].replace("\n      ", "\n"))["stream_interval"] == 4
+    yaml_text = out[yaml_start:].split(":", 1)[1].split("\n  environment (value <- source):")[0]
+    assert yaml.safe_load(yaml_text.replace("\n      ", "\n"))["stream_interval"] == 4
 
 
 @pytest.mark.parametrize("args, message", [
@@ -135,7 +136,7 @@ def test_text_dry_run_shows_slurm_container_command_and_yaml(run_cli, monkeypatc
     (["-s", "70b"], "model size '70b' is not available"),
     (["--dtype", "fp8"], "dtype 'fp8' is not available"),
     (["--scale", "8"], "scale 8 is not available"),
-    (["--scale", "four"], "invalid int value: 'four'"),
+    (["--scale", "four"], "--scale 'four' is not valid: expected a positive number of GPUs"),
 ])
 def test_validation_errors_exit_1(run_cli, args, message):
     argv = list(RUN_ARGS)
@@ -222,8 +223,10 @@ def test_cluster_config_supplies_gpu_type_slurm_and_environment(run_cli, monkeyp
         "environment": {"HF_TOKEN": "hf_supersecretvalue123", "STREAMING": False},
         "slurm": {"account": "site_acct", "gpu_partition": "gpu", "gpu_gres": 4, "cpu_partition": "cpu"},
     }))
-    monkeypatch.setenv("SBATCH_PARTITION", "override")  # the shell wins over the site file
-    code, out, err = run_cli(*RUN_ARGS, "--dry-run", "--json", "--env", "USE_CASES=chat:128/128")
+    monkeypatch.setenv("SBATCH_PARTITION", "shell")  # NVIDIA's precedence: the site file wins over the shell
+    monkeypatch.setenv("SBATCH_ACCOUNT", "shell_acct")
+    code, out, err = run_cli(*RUN_ARGS, "--dry-run", "--json", "--env", "USE_CASES=chat:128/128",
+                             "--env", "SBATCH_PARTITION=override")  # ... and the command line over both
     assert code == 0, err
     job = json.loads(out)["jobs"][0]
     assert (job["slurm"]["account"], job["slurm"]["partition"], job["slurm"]["gpus_per_node"]) == (

@@ -7,7 +7,6 @@ array is submitted with the longest limit and each task is then given its own li
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import shutil
@@ -90,6 +89,7 @@ class Submitted:
     plan: JobPlan
     executor: str
     folder: Path
+    stdout: Path | None = None  # submitit's log of the batch step (linked where NVIDIA's users look)
 
 
 def _sbatch_env(plan: JobPlan) -> dict[str, str]:
@@ -145,7 +145,8 @@ def submit_plans(plans: Sequence[JobPlan], request: RunRequest, executor_name: s
                 if executor_name == "slurm":
                     warnings += _retarget_tasks(jobs, group_plans, params["time"])
             for index, job in zip(group, jobs):
-                submitted[index] = Submitted(str(job.job_id), plans[index], executor_name, folder / str(job.job_id))
+                submitted[index] = Submitted(str(job.job_id), plans[index], executor_name, folder / str(job.job_id),
+                                             Path(job.paths.stdout))
     except Exception as exc:
         if isinstance(exc, (HostError, ValidationError)):
             raise
@@ -173,28 +174,12 @@ def write_records(submitted: Sequence[Submitted], request: RunRequest, argv: Seq
     return wdir / records.SUBMITTED_DIR
 
 
-def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], args: argparse.Namespace) -> int:
-    """`llmb-run single` without --dry-run: submit, record, print the job ids (and wait when asked)."""
-    executor = choose_executor(args.executor, request.env)
+def submit_recorded(request: RunRequest, plans: list[JobPlan], executor_arg: str | None,
+                    argv: Sequence[str]) -> tuple[str, list[Submitted]]:
+    """Submit, write the records `llmb-run jobs` reads, print warnings; (executor, submitted jobs)."""
+    executor = choose_executor(executor_arg, request.env)
     submitted, warnings = submit_plans(plans, request, executor)
-    where = write_records(submitted, request, sys.argv[1:])
+    write_records(submitted, request, argv)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    from llmb_plugin_deepseek_r1.host import tracking
-
-    job_ids = [s.job_id for s in submitted]
-    if args.json:
-        import json
-
-        document: dict[str, Any] = {"executor": executor, "jobs": [
-            {"job_id": s.job_id, "name": s.plan.name, "use_cases": [u.get("name") for u in s.plan.use_cases]}
-            for s in submitted]}
-        if args.wait:
-            document["outcomes"] = tracking.wait_all(request.install_dir, job_ids)
-        print(json.dumps(document, indent=2))
-        return 0 if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) else 1
-    print(f"Submitted {len(submitted)} job(s) with the {executor} executor (records in {where}):")
-    for s in submitted:
-        print(f"  {s.job_id}  {s.plan.name}  time limit {s.plan.slurm.time_min} min")
-    sys.stdout.flush()
-    return tracking.wait_and_summarise(request.install_dir, job_ids) if args.wait else 0
+    return executor, submitted
