@@ -23,6 +23,7 @@ KNOB_NAMES = (
     "TP", "EP", "PP", "STREAMING", "MODE", "SBATCH_TIMELIMIT", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
     "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
     "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "BENCH_TIMEOUT", "HANG_GRACE", "SWEEP_FILE",
+    "GPUS_PER_NODE", "ENABLE_PROFILE", "PROFILE_START", "PROFILE_END", "ENABLE_GPU_METRICS",
 )
 
 _INT_KNOBS = {"MAX_NUM_TOKENS": "max_num_tokens", "MAX_BATCH_SIZE": "max_batch_size",
@@ -273,9 +274,14 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     bench_timeout = knobs.positive_int("BENCH_TIMEOUT", env["BENCH_TIMEOUT"]) if _set(env, "BENCH_TIMEOUT") else None
     hang_grace = knobs.positive_int("HANG_GRACE", env["HANG_GRACE"]) if _set(env, "HANG_GRACE") else 60
     container_env = tuple(knobs.env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split())
+    # LLMB_CONTAINER_ENV: the variables a launcher was given explicitly (llmb-run --env, a job file's env) reach
+    # the container too, as NVIDIA's launch scripts pass them.
+    container_env += tuple(knobs.env_name("LLMB_CONTAINER_ENV", n) for n in (env.get("LLMB_CONTAINER_ENV") or "")
+                           .split(",") if n and n not in container_env)
     model_dir = resolve_model_dir(env, metadata, workload_dir)
     image, version = resolve_image(env, request.install_dir, metadata)
-    gpus_hw = int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))
+    gpus_hw = knobs.positive_int("GPUS_PER_NODE", env["GPUS_PER_NODE"]) if _set(env, "GPUS_PER_NODE") else \
+        int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))
     knobs_set = {k: env[k] for k in KNOB_NAMES if k in env and not is_secret_name(k)}
 
     specs = []
