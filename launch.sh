@@ -29,6 +29,10 @@ configured_venv() {
       /^[[:space:]]*(#.*)?$/ { next }
       {
         match($0, /^ */); ind = RLENGTH; line = substr($0, ind + 1)
+        if (found) {  # a long plain value folded onto more-indented lines
+          if (ind > found_ind) { val = val " " line; next }
+          print val; found = 0; exit
+        }
         if (line ~ /^- / || index(line, ":") == 0) next
         k = substr(line, 1, index(line, ":") - 1); gsub(/^["'\'']|["'\'']$/, "", k)
         v = substr(line, index(line, ":") + 1); sub(/^[[:space:]]+/, "", v); sub(/[[:space:]]+#.*$/, "", v)
@@ -36,8 +40,9 @@ configured_venv() {
         while (n > 0 && inds[n] >= ind) n--
         n++; inds[n] = ind; keys[n] = k
         path = keys[1]; for (i = 2; i <= n; i++) path = path "/" keys[i]
-        if (path == want && v != "" && v != "null") { print v; exit }
-      }' "$cfg"
+        if (path == want && v != "" && v != "null") { found = 1; found_ind = ind; val = v }
+      }
+      END { if (found) print val }' "$cfg"
     return 0
   done
 }
