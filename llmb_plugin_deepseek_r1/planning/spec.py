@@ -70,6 +70,10 @@ class RunSpec:
     container_env: tuple[str, ...] = ()
     bench_timeout_s: int | None = None
     hang_grace_s: int = 60
+    profile: bool = False           # ENABLE_PROFILE (llmb-run -p): the benchmark runs under `nsys profile`
+    profile_start: int = 0          # PROFILE_START/PROFILE_END: the iteration window (TLLM_PROFILE_START_STOP)
+    profile_end: int = 1
+    gpu_metrics: bool = False       # ENABLE_GPU_METRICS: nsys --gpu-metrics-devices all
     knobs: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -278,6 +282,14 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     # the container too, as NVIDIA's launch scripts pass them.
     container_env += tuple(knobs.env_name("LLMB_CONTAINER_ENV", n) for n in (env.get("LLMB_CONTAINER_ENV") or "")
                            .split(",") if n and n not in container_env)
+    profile = knobs.boolean("ENABLE_PROFILE", env["ENABLE_PROFILE"]) if _set(env, "ENABLE_PROFILE") else False
+    gpu_metrics = knobs.boolean("ENABLE_GPU_METRICS", env["ENABLE_GPU_METRICS"]) \
+        if _set(env, "ENABLE_GPU_METRICS") else False
+    profile_start = _iteration("PROFILE_START", env, 0)
+    profile_end = _iteration("PROFILE_END", env, 1)
+    if profile and profile_end <= profile_start:
+        raise ValidationError(f"PROFILE_END={profile_end} must be greater than PROFILE_START={profile_start}: "
+                              f"the profiled iteration window would be empty")
     model_dir = resolve_model_dir(env, metadata, workload_dir)
     image, version = resolve_image(env, request.install_dir, metadata)
     gpus_hw = knobs.positive_int("GPUS_PER_NODE", env["GPUS_PER_NODE"]) if _set(env, "GPUS_PER_NODE") else \
@@ -302,11 +314,18 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
             workload_dir=workload_dir, model_dir=model_dir, image=image, trtllm_version=version, runtime=runtime,
             mpi_type=mpi_type, weight_check=weight_check, oom_retries=oom_retries, account=account,
             partition=partition, gpus_per_node=gpus_per_node, container_env=container_env,
-            bench_timeout_s=bench_timeout, hang_grace_s=hang_grace, knobs=knobs_set,
+            bench_timeout_s=bench_timeout, hang_grace_s=hang_grace, profile=profile, profile_start=profile_start,
+            profile_end=profile_end, gpu_metrics=gpu_metrics, knobs=knobs_set,
         )
         check_spec(spec)
         specs.append(spec)
     return specs
+
+
+def _iteration(var: str, env: Mapping[str, str], default: int) -> int:
+    if not _set(env, var):
+        return default
+    return 0 if env[var].strip() == "0" else knobs.positive_int(var, env[var])
 
 
 def _partition(env: Mapping[str, str]) -> str | None:
