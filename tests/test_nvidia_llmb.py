@@ -43,8 +43,9 @@ def result_dir(install: Path) -> Path:
 
 
 def layout(install: Path, job_id: str) -> tuple[list[str], Any]:
-    """A run's result files (names with the job id as <id>) and the key structure of its result document."""
-    names = sorted(p.name.replace(job_id, "<id>") for p in result_dir(install).glob(f"*_{job_id}.*"))
+    """A run's result files (names with the job id as <id>) and the key structure of its result document
+    (llmb-config_<jobid>.yaml, the launcher's record, is not a result file)."""
+    names = sorted(p.name.replace(job_id, "<id>") for p in result_dir(install).glob(f"DeepSeek-R1_*_{job_id}.*"))
     doc = json.loads((result_dir(install) / f"DeepSeek-R1_TP4_EP4_PP1_CON-1_chat_streaming-on_{job_id}.json")
                      .read_text())
 
