@@ -209,8 +209,8 @@ def test_sigterm_kills_the_benchmark_and_records_a_cancelled_result(tmp_path):
 
     environ = job_environ(tmp_path, FAKE_TRTLLM_DELAY="120")
     code = ("import os, sys; sys.path.insert(0, %r); from jobkit import specs_for; "
-            "from llmb_plugin_deepseek_r1.job.run import run_job; "
-            "run_job(specs_for(dict(os.environ)), dict(os.environ))") % str(REPO / "tests")
+            "from llmb_plugin_deepseek_r1.job.entry import run_job_body; "
+            "run_job_body(tuple(specs_for(dict(os.environ))), dict(os.environ))") % str(REPO / "tests")
     proc = subprocess.Popen([sys.executable, "-c", code], env=environ, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:  # the job prints this line just before it starts the benchmark

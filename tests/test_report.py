@@ -317,13 +317,13 @@ def test_parse_log_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_parse_log_incomplete_and_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main_parse_log([str(FIXTURES / "truncated_overview.txt")]) == 1
+    assert main_parse_log([str(FIXTURES / "truncated_overview.txt")]) == 4  # parsed, but no complete report
     captured = capsys.readouterr()
     assert "INCOMPLETE" in captured.out and "Average time-per-output-token row" in captured.err
     out, err = tmp_path / "job.out", tmp_path / "job.err"
     out.write_text("[TRT-LLM] [I] Setting up throughput benchmark.\n")
     err.write_text("RuntimeError: Executor creation failed due to insufficient GPU memory.\n")
-    assert main_parse_log([str(out), str(err), "--json"]) == 1
+    assert main_parse_log([str(out), str(err), "--json"]) == 4
     data = json.loads(capsys.readouterr().out)
     assert data["report"] is None and data["failure"]["category"] == "oom"
     assert data["failure"]["detail"] == "startup" and data["failure"]["remedy"] == OOM_REMEDY

@@ -1,4 +1,4 @@
-"""`llmb-run`: argument parsing and dispatch only. Exit codes: 0 ok, 1 validation/configuration, 2 system.
+"""`llmb-run`: argument parsing and dispatch only. Exit codes: :mod:`.errors` (README's table).
 
 Speaks NVIDIA's llmb-run: `submit` with the flags of llmb-run 1.15 (global `-v`/`--version` before the command)
 and `single`, the 25.07 (llmb-run 1.2) spelling.
@@ -12,17 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import LlmbError, ValidationError
+from . import errors
 from .plugins import Registry, shared_registry as _registry
 
 GLOBAL_VERBOSE = ("-v", "--verbose")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is a one-line validation error (exit 1), as llmb-run users expect."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ValidationError(f"{self.prog}: {message}")
 
 
 def _add_common_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +42,7 @@ def _add_single(sub: Any) -> None:
     p.add_argument("-w", "--workload", required=True, help="workload key, e.g. inference_deepseek-r1")
     p.add_argument("-s", "--model_size", "--model-size", dest="model_size", required=True)
     p.add_argument("--dtype", required=True)
-    p.add_argument("--scale", required=True, help="number of GPUs")
+    p.add_argument("--scale", required=True, type=int, help="number of GPUs")
     p.add_argument("-d", "--dryrun", "--dry-run", dest="dry_run", action="store_true",
                    help="print the jobs that would be submitted; touch nothing")
     p.add_argument("-p", "--profile", action="store_true", help="run the benchmark under nsys (ENABLE_PROFILE)")
@@ -89,11 +82,11 @@ def _add_submit(sub: Any) -> None:
 
 
 def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="llmb-run", description="Launch LLM benchmark workloads on Slurm.")
+    parser = argparse.ArgumentParser(prog="llmb-run", description="Launch LLM benchmark workloads on Slurm.")
     parser.add_argument("-v", "--verbose", dest="global_verbose", action="store_true",
                         help="global: say where every setting came from (before the command)")
     parser.add_argument("--version", action="store_true", help="show the version and exit")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     p = sub.add_parser("list", help="list installed workloads and what they support")
@@ -142,38 +135,25 @@ def _split_globals(argv: list[str]) -> tuple[bool, list[str]]:
     return verbose, argv
 
 
+@errors.command
 def main(argv: Sequence[str] | None = None) -> int:
     verbose, words = _split_globals(list(sys.argv[1:] if argv is None else argv))
-    try:
-        if words and words[0] == "--version":
-            print(version_text())
-            return 0
-        needs_plugins = not words or words[0] not in ("--help", "-h")
-        parser = build_parser(_registry() if needs_plugins else None)
-        from .commands import DELEGATED, split_delegated
-
-        if words and words[0] in DELEGATED:  # the workload parses its own options, in their original order
-            args = split_delegated(words)
-        else:
-            args = parser.parse_args(words)
-        if getattr(args, "version", False):
-            print(version_text())
-            return 0
-        args.verbose = bool(getattr(args, "verbose", False) or verbose or getattr(args, "global_verbose", False))
-        return int(args.handler(args) or 0)
-    except LlmbError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
+    if words and words[0] == "--version":
+        print(version_text())
         return 0
-    except Exception:  # an unexpected failure is a system error (2), never mistaken for bad input (1)
-        import traceback
+    needs_plugins = not words or words[0] not in ("--help", "-h")
+    parser = build_parser(_registry() if needs_plugins else None)
+    from .commands import DELEGATED, split_delegated
 
-        traceback.print_exc()
-        return 2
+    if words and words[0] in DELEGATED:  # the workload parses its own options, in their original order
+        args = split_delegated(words)
+    else:
+        args = parser.parse_args(words)
+    if getattr(args, "version", False):
+        print(version_text())
+        return 0
+    args.verbose = bool(getattr(args, "verbose", False) or verbose or getattr(args, "global_verbose", False))
+    return int(args.handler(args) or 0)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -18,8 +16,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from llmb_plugin_deepseek_r1.host import records
+from . import slurm
 from .contract import JobPlan, RunRequest
-from .errors import HostError, ValidationError
+from .errors import HostError, SlurmError, ValidationError
 from .render import redact_env
 
 EXECUTORS = ("slurm", "local")
@@ -29,10 +28,10 @@ def choose_executor(requested: str | None, env: Mapping[str, str]) -> str:
     """Slurm when sbatch is reachable, else local; --executor or LLMB_EXECUTOR forces either."""
     choice = (requested or env.get("LLMB_EXECUTOR") or "auto").lower()
     if choice == "auto":
-        return "slurm" if shutil.which("sbatch", path=env.get("PATH")) else "local"
+        return "slurm" if slurm.available(env) else "local"
     if choice not in EXECUTORS:
         raise ValidationError(f"LLMB_EXECUTOR={choice!r} is not valid: expected auto, slurm or local")
-    if choice == "slurm" and not shutil.which("sbatch", path=env.get("PATH")):
+    if choice == "slurm" and not slurm.available(env):
         raise HostError("the Slurm executor was asked for but sbatch is not on PATH")
     return choice
 
@@ -70,10 +69,11 @@ def slurm_parameters(plans: Sequence[JobPlan]) -> dict[str, Any]:
         "nodes": first.nodes,
         "ntasks_per_node": first.ntasks_per_node,
         "time": max(p.slurm.time_min for p in plans),
-        "exclusive": first.exclusive,
         "use_srun": False,
         "signal_delay_s": 60,
     }
+    if first.exclusive:
+        params["exclusive"] = True
     for key, value in (("partition", first.partition), ("account", first.account),
                        ("gpus_per_node", first.gpus_per_node)):
         if value is not None:
@@ -108,34 +108,40 @@ def _retarget_tasks(jobs: Sequence[Any], plans: Sequence[JobPlan], array_time: i
         if plan.slurm.time_min != array_time:
             changes.append(f"TimeLimit={plan.slurm.time_min}")
         changes.append(f"JobName={plan.slurm.job_name}")
-        done = subprocess.run(["scontrol", "update", f"JobId={job.job_id}", *changes], capture_output=True,
-                              text=True, check=False)
-        if done.returncode != 0:
-            warnings.append(f"scontrol update {job.job_id} {' '.join(changes)} failed: {done.stderr.strip()}")
+        try:
+            slurm.update_job(str(job.job_id), changes)
+        except SlurmError as exc:
+            warnings.append(f"{exc} ({' '.join(changes)})")
     return warnings
 
 
 def submit_plans(plans: Sequence[JobPlan], request: RunRequest, executor_name: str) -> tuple[list[Submitted],
                                                                                            list[str]]:
-    """Submit every plan; returns the submitted jobs (in plan order) and warnings."""
-    import submitit
+    """Submit every plan of a request; returns the submitted jobs (in plan order) and warnings."""
+    return submit_jobs(plans, records.workload_dir(request.install_dir, request.workload), executor_name)
 
-    folder = records.workload_dir(request.install_dir, request.workload) / records.SUBMITIT_DIR
+
+def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str) -> tuple[list[Submitted],
+                                                                                           list[str]]:
+    """Submit plans of one workload (benchmark jobs, the setup job); each group of alike plans is one array.
+
+    Each job gets exactly its plan's environment (given to sbatch or the local controller, never swapped into
+    this process's ``os.environ``), less the SBATCH_* input variables our own parameters must win over.
+    """
+    from .executors import make_executor
+
+    folder = workload_dir / records.SUBMITIT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     submitted: list[Submitted | None] = [None] * len(plans)
     warnings: list[str] = []
-    saved = dict(os.environ)
     try:
         for group in group_for_arrays(plans):
             group_plans = [plans[i] for i in group]
-            os.environ.clear()
-            os.environ.update(_sbatch_env(group_plans[0]))
+            executor = make_executor(executor_name, folder, _sbatch_env(group_plans[0]))
             if executor_name == "slurm":
-                executor = submitit.SlurmExecutor(folder=folder / "%j", python=sys.executable)
                 params = slurm_parameters(group_plans)
                 executor.update_parameters(**params)
             else:
-                executor = submitit.LocalExecutor(folder=folder / "%j")
                 executor.update_parameters(timeout_min=max(p.slurm.time_min for p in group_plans))
             if len(group_plans) == 1:
                 jobs = [executor.submit(group_plans[0].body, *group_plans[0].body_args)]
@@ -147,27 +153,28 @@ def submit_plans(plans: Sequence[JobPlan], request: RunRequest, executor_name: s
             for index, job in zip(group, jobs):
                 submitted[index] = Submitted(str(job.job_id), plans[index], executor_name, folder / str(job.job_id),
                                              Path(job.paths.stdout))
+    except (HostError, SlurmError, ValidationError):
+        raise
     except Exception as exc:
-        if isinstance(exc, (HostError, ValidationError)):
-            raise
         raise HostError(f"submission failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     return [s for s in submitted if s is not None], warnings
 
 
 def write_records(submitted: Sequence[Submitted], request: RunRequest, argv: Sequence[str]) -> Path:
     """One record per job id (found again from any shell by `llmb-run jobs`), plus one per submission."""
-    wdir = records.workload_dir(request.install_dir, request.workload)
-    now = time.time()
     common = {"workload": request.workload, "model_size": request.model_size, "dtype": request.dtype,
-              "scale": request.scale, "gpu_type": request.gpu_type, "submitted": now,
-              "command_line": shlex.join(["llmb-run", *argv]), "job_ids": [s.job_id for s in submitted]}
+              "scale": request.scale, "gpu_type": request.gpu_type,
+              "command_line": shlex.join(["llmb-run", *argv])}
+    return record_jobs(records.workload_dir(request.install_dir, request.workload), submitted, common)
+
+
+def record_jobs(wdir: Path, submitted: Sequence[Submitted], common: Mapping[str, Any]) -> Path:
+    """Write each job's record (``common`` must name the ``workload`` and the ``command_line``)."""
+    common = {**common, "submitted": time.time(), "job_ids": [s.job_id for s in submitted]}
     for item in submitted:
         records.write_json_atomic(wdir / records.SUBMITTED_DIR / f"{item.job_id}.json", {
             **common, "job_id": item.job_id, "executor": item.executor, "submitit_folder": str(item.folder),
-            "plan": item.plan.to_dict(), "knobs": dict(item.plan.record.get("knobs", {})),
+            "plan": item.plan.to_dict(), **dict(item.plan.record),
             "environment": {k: v for k, v in redact_env(item.plan.env).items()
                             if k.startswith(("SBATCH_", "LLMB_", "SLURM_MPI"))},
         })

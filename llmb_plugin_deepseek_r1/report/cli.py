@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from llmb_plugin_deepseek_r1.host import errors
+from llmb_plugin_deepseek_r1.host.errors import BenchmarkFailed, ValidationError
 from . import METRIC_KEYS, LogScan, scan_logs
 
 
@@ -56,27 +57,23 @@ def format_summary(scan: LogScan, name: str) -> str:
     return "\n".join(lines)
 
 
+@errors.command
 def main_parse_log(argv: list[str] | None = None) -> int:
-    """`parse-log FILE [FILE...] [--json]`: 0 when a complete report was found, 1 otherwise."""
+    """`parse-log FILE [FILE...] [--json]`: 0 when a complete report was found, 4 when none, 1 for a bad file."""
     parser = argparse.ArgumentParser(
         prog="python -m llmb_plugin_deepseek_r1 parse-log",
         description="Parse trtllm-bench output (.out/.err or a --report_json file) and classify failures.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="trtllm-bench stdout/stderr or --report_json file")
     parser.add_argument("--json", action="store_true", help="print the parsed report and failure as JSON")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the reason
-        return int(exc.code or 0) and 1
+    args = parser.parse_args(argv)
     for name in args.files:
         if not Path(name).exists():
-            print(f"error: log file not found: {name}", file=sys.stderr)
-            return 1
+            raise ValidationError(f"log file not found: {name}")
     try:
         scan = scan_logs(*args.files)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise ValidationError(str(exc)) from None
     label = ", ".join(args.files)
     if args.json:
         print(json.dumps({"files": args.files, **scan.to_dict()}, indent=2, sort_keys=False))
@@ -84,7 +81,6 @@ def main_parse_log(argv: list[str] | None = None) -> int:
         print(format_summary(scan, label))
     if scan.report is None or not scan.report.complete:
         what = "; ".join(scan.report.missing) if scan.report else "no PERFORMANCE OVERVIEW"
-        print(f"error: no complete trtllm-bench report in {label}: {what}", file=sys.stderr)
-        return 1
+        raise BenchmarkFailed(f"no complete trtllm-bench report in {label}: {what}")
     return 0
 
