@@ -17,7 +17,9 @@ set -euo pipefail
 WORKLOAD_KEY=inference_deepseek-r1
 MODULE=llmb_plugin_deepseek_r1
 
-can_run() { [ -x "$1" ] && "$1" -c "import $MODULE" >/dev/null 2>&1; }
+# Can this Python run the plugin (its dependencies included)? Asked from / so that the recipe folder itself,
+# the working directory of NVIDIA's sbatch, does not count as an installed package.
+can_run() { [ -x "$1" ] && (cd / && "$1" -c "import $MODULE.host" >/dev/null 2>&1); }
 
 # workloads.config.<key>.venv_path of cluster_config.yaml (./ first, then $LLMB_INSTALL/, as llmb-run looks).
 # A small indentation-aware reader, so that finding the Python needs no Python.

@@ -7,7 +7,9 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PYTHON="${LLMB_PYTHON:-python3}"
-if ! "$PYTHON" -c "import llmb_plugin_deepseek_r1" >/dev/null 2>&1; then
+# Installed with its dependencies? (asked from /: the recipe folder, the installer's working directory, holds the
+# package's source, which alone is not enough)
+if ! (cd / && "$PYTHON" -c "import llmb_plugin_deepseek_r1.host") >/dev/null 2>&1; then
   if [ -z "${VIRTUAL_ENV:-}" ]; then
     echo "setup.sh: $PYTHON cannot import llmb_plugin_deepseek_r1 and no venv is active: pip install $HERE" >&2
     exit 1

@@ -84,3 +84,21 @@ def shell_environ(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def nvidia_llmb_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """NVIDIA's llmb-install 1.13.1 (with uv, which it requires to stage uv for compute nodes), installed once.
+
+    Its dependencies but transformers (half the install time): the installer imports transformers only to verify
+    `downloads.huggingface` cache entries, which this recipe does not declare."""
+    venv = tmp_path_factory.mktemp("nvidia-llmb-install")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+    wheel = wheel_dir() / "llmb_install-1.13.1-py3-none-any.whl"
+    for args in (["--no-deps", str(wheel)],
+                 ["pydantic>=2,<3", "questionary~=2.1", "rich>=10,<15", "PyYAML~=6.0", "huggingface-hub>=0.23",
+                  "uv"]):
+        done = subprocess.run(pip + args, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f"installing NVIDIA llmb-install 1.13.1 failed: {done.stderr[-2000:]}"
+    return venv / "bin" / "llmb-install"

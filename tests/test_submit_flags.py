@@ -107,10 +107,13 @@ REFUSED = [
     ("bad --env", [*TASK, "--env", "1BAD=x"], "--env '1BAD=x' is not valid"),
     ("repeated --env", [*TASK, "--env", "A=1", "--env", "A=2"], "--env A is given twice"),
     ("bad --segment", [*TASK, "--segment", "0"], "--segment '0' is not valid"),
-    ("bad --nice", [*TASK, "--nice", "low"], "invalid int value: 'low'"),
     ("unknown dtype", ["-w", W, "-s", "671b", "--dtype", "fp8", "--scale", "4"], "dtype 'fp8' is not available"),
     ("nothing matches", ["-w", W, "--dtype", "fp8", "--scale", "4"], "no matching job configurations"),
+]
+USAGE = [  # argparse's usage errors: exit 2 with the usage line, as llmb-run 1.15 (click) exits 2
+    ("bad --nice", [*TASK, "--nice", "low"], "argument --nice: invalid int value: 'low'"),
     ("unknown flag", [*TASK, "--bogus"], "unrecognized arguments: --bogus"),
+    ("missing value", [*TASK, "--segment"], "argument --segment: expected one argument"),
 ]
 
 
@@ -119,6 +122,13 @@ def test_refused_flags_say_why_in_one_line(submit, name, args, message):
     code, out, err = submit(*args)
     assert code == 1 and out == ""
     assert err.startswith("error: ") and err.strip().count("\n") == 0 and message in err, err
+
+
+@pytest.mark.parametrize("name, args, message", USAGE, ids=[u[0] for u in USAGE])
+def test_usage_errors_exit_2_with_the_reason_on_the_last_line(submit, name, args, message):
+    code, out, err = submit(*args)
+    assert code == 2 and out == "" and "usage:" in err
+    assert message in err.strip().splitlines()[-1], err
 
 
 def test_not_installed_is_refused_unless_forced(submit):

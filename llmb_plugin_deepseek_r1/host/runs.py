@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from .cluster import DERIVED, SHELL, HostContext, check_installed, resolve_context
 from .contract import JobPlan, RunRequest, is_secret_name
-from . import records
+from . import errors, records
 from .errors import ValidationError
 from .render import REDACTED, plans_document, plans_text, scrub
 from .tasks import (SubmitRequest, Task, check_combination, check_no_additional_params, parse_env_flags,
@@ -37,16 +37,10 @@ class Prepared:
     overrides: Mapping[str, str]
 
 
-def _scale(value: str) -> int:
-    if not str(value).isdigit() or int(value) <= 0:
-        raise ValidationError(f"--scale {value!r} is not valid: expected a positive number of GPUs")
-    return int(value)
-
-
 def select_tasks(args: argparse.Namespace, registry: Any, base: HostContext) -> list[Task]:
     """The tasks the command line (or its job file) asks for, before validation."""
     if args.command == "single":
-        task = Task(args.workload, args.model_size.lower(), args.dtype.lower(), _scale(args.scale), args.profile)
+        task = Task(args.workload, args.model_size.lower(), args.dtype.lower(), args.scale, args.profile)
         if args.repeats < 1:
             raise ValidationError(f"--repeats {args.repeats} must be at least 1")
         return [task] * args.repeats
@@ -110,8 +104,10 @@ def prepare(task: Task, repeats: int, args: argparse.Namespace, registry: Any, e
     plans = workload.plan(request)
     if not plans:
         raise ValidationError(f"{workload.key}: the request resolved to zero jobs; nothing to do")
-    return Prepared(task, repeats, workload, request, [_with_experiment_dir(p) for p in plans], context, sources,
-                    overrides)
+    plans = [_with_experiment_dir(p) for p in plans]
+    if any("LLMB_EXPERIMENT_DIR" in p.env for p in plans):
+        sources["LLMB_EXPERIMENT_DIR"] = DERIVED
+    return Prepared(task, repeats, workload, request, plans, context, sources, overrides)
 
 
 def environment_document(item: Prepared) -> dict[str, dict[str, str]]:
@@ -236,5 +232,6 @@ def submit_prepared(prepared: list[Prepared], args: argparse.Namespace) -> int:
         if args.wait:
             document["outcomes"] = tracking.wait_all(install, job_ids)
         print(json.dumps(document, indent=2))
-        return 0 if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) else 1
+        return errors.EXIT_OK if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) \
+            else errors.EXIT_BENCHMARK_FAILED
     return tracking.wait_and_summarise(install, job_ids) if args.wait else 0
