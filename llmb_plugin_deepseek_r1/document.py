@@ -9,8 +9,12 @@ Schema 2 (written now)::
      "asked":      the settings asked for (use case, ISL/OSL, batch, tokens, KV fraction, TP/EP/PP, ...),
      "effective":  the settings of the last attempt when an OOM retry changed them, else null,
      "measured":   {"headline", "definitions", "metrics", "percentiles", "request_details", "world", "engine",
-                    "source", "complete"} or null when FAILED,
-     "verdict":    {"status": VALID|INVALID|FAILED, "reasons", "classification", "remedy", "failure_line"},
+                    "source", "complete", and after 0.1.0 "machine", "generation" (report generation, see
+                    report/generations.py), "subcommand", "metric_labels" (metric -> label it was read from),
+                    "report_selection" (which report when a log held several), "decoding" (speculative decoding:
+                    mode, draft_acceptance_rate, acceptance_length, representative)} or null when FAILED,
+     "verdict":    {"status": VALID|INVALID|FAILED, "reasons", "classification", "remedy", "failure_line", and after
+                    0.1.0 "failure_lineno", "rank", "node", "caveats"} (older files lack the later keys),
      "provenance": job id, host, image, versions, knobs, GPUs, preflight, weights, dataset, started, finished,
      "attempts":   one entry per benchmark attempt (command, YAML, outcome, verdict),
      "files":      {"stdout", "stderr"},
@@ -77,4 +81,6 @@ def read(path: Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text())
     except ValueError as exc:
         raise DocumentError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise DocumentError("JSON nested too deeply") from None
     return upgrade(data)

@@ -229,7 +229,7 @@ def test_report_json_mapping(tmp_path: Path) -> None:
     }
     assert rep.percentiles["ttft_ms"] == {"p50": 10.0, "p90": 11.0, "p95": 12.0, "p99": 13.0, "min": 9.0,
                                           "max": 14.0, "avg": 10.5}
-    assert rep.world == {"tp": 4, "pp": 1, "ep": 4, "max_batch_size": 384, "max_num_tokens": 6000,
+    assert rep.world == {"tp": 4, "pp": 1, "ep": 4, "world_size": 4, "max_batch_size": 384, "max_num_tokens": 6000,
                          "scheduling_policy": "GUARANTEED_NO_EVICT", "kv_cache_fraction": 0.85}
     assert rep.request_details["num_requests"] == 7680 and rep.engine["trtllm_version"] == "1.0.0rc1"
     assert rep.dataset["num_sequences"] == 7680 and rep.dataset["isl"]["avg"] == 10.5
@@ -258,7 +258,7 @@ def test_report_json_without_streaming_and_broken_files(tmp_path: Path) -> None:
     ("RuntimeError: CUDA error: out of memory", "oom", "runtime"),
     ("RuntimeError: Executor creation failed with NCCL error: unhandled cuda error", "nccl", None),
     ("All nodes which are allocated for this job are already filled.", "launch_error", None),
-    ("ValueError: Model is a file or directory, please provide a model name.", "launch_error", None),
+    ("ValueError: Model is a file or directory, please provide a model name.", "launch_error", "model name"),
     ("KeyError: 'task_id'", "dataset_error", None),
     ("KeyError: 'output_tokens'", "dataset_error", None),
     ("json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)", "dataset_error", None),

@@ -104,7 +104,7 @@ REFUSED = [
     ("--force with a list", ["-w", W, "-s", "671b", "--dtype", "nvfp4", "--scale", "4,8", "--force"],
      "--scale must be single values"),
     ("no scale", ["-w", W, "-s", "671b", "--dtype", "nvfp4"], "a scale is needed"),
-    ("bad --env", [*TASK, "--env", "1BAD=x"], "--env '1BAD=x' is not valid"),
+    ("bad --env", [*TASK, "--env", "1BAD=x"], "--env is not valid: expected KEY=VALUE with KEY made of letters"),
     ("repeated --env", [*TASK, "--env", "A=1", "--env", "A=2"], "--env A is given twice"),
     ("bad --segment", [*TASK, "--segment", "0"], "--segment '0' is not valid"),
     ("unknown dtype", ["-w", W, "-s", "671b", "--dtype", "fp8", "--scale", "4"], "dtype 'fp8' is not available"),

@@ -32,7 +32,10 @@ def _add_common_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where jobs run: Slurm when sbatch is reachable (auto), or this machine")
     parser.add_argument("--allow-nested", action="store_true",
                         help="allow submitting from inside a Slurm allocation (SLURM_JOB_ID set)")
-    parser.add_argument("--wait", action="store_true", help="wait for the jobs and print their verdicts")
+    parser.add_argument("--wait", action="store_true", help="wait for the jobs and print their verdicts (Ctrl-C stops "
+                        "waiting and leaves the jobs running)")
+    parser.add_argument("--cancel-on-interrupt", action="store_true",
+                        help="with --wait: Ctrl-C cancels the jobs instead of leaving them running")
     parser.add_argument("--no-preflight", action="store_true",
                         help="skip the workload's checks on this node before submitting (weights, image...)")
 
@@ -47,7 +50,7 @@ def _add_single(sub: Any) -> None:
                    help="print the jobs that would be submitted; touch nothing")
     p.add_argument("-p", "--profile", action="store_true", help="run the benchmark under nsys (ENABLE_PROFILE)")
     p.add_argument("-f", "--force", action="store_true", help="skip the installed-workload, dtype and scale checks")
-    p.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times")
+    p.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times (at most 100)")
     _add_common_run_arguments(p)
     p.set_defaults(handler=cmd_run, file=None, max_scale=None, min_scale=False, exact_scales=False, proxy=False,
                    dump_env=False, nice=None, nodelist=None, exclude=None, reservation=None, segment=None)
@@ -64,7 +67,7 @@ def _add_submit(sub: Any) -> None:
     p.add_argument("--min-scale", action="store_true", help="only the smallest supported scale")
     p.add_argument("--exact-scales", action="store_true", help="only scales listed in the workload's metadata")
     p.add_argument("-f", "--file", help="job file: YAML (.yaml/.yml) or the simple text format")
-    p.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times")
+    p.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times (at most 100)")
     p.add_argument("-p", "--profile", action="store_true", help="run the benchmark under nsys (ENABLE_PROFILE)")
     p.add_argument("--dump-env", action="store_true", help="write the job's (redacted) environment beside its logs")
     p.add_argument("--proxy", action="store_true", help="use proxy scales (refused: this workload has none)")

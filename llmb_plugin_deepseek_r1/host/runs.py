@@ -15,12 +15,12 @@ from typing import Any, Mapping
 
 from .cluster import DERIVED, SHELL, HostContext, check_installed, resolve_context
 from .contract import JobPlan, RunRequest, is_secret_name
-from . import errors, records
+from . import errors, records, safety
 from .errors import ValidationError
 from .render import REDACTED, plans_document, plans_text, scrub
 from .tasks import (SubmitRequest, Task, check_combination, check_no_additional_params, parse_env_flags,
                     parse_job_file, slurm_parameters, tasks_from_flags)
-from .validate import validate_request
+from .validate import MAX_JOBS, MAX_REPEATS, validate_request
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ def prepare(task: Task, repeats: int, args: argparse.Namespace, registry: Any, e
     workload = registry.get(task.workload)
     overrides = {**task.env, **env_flags}
     context = resolve_context(environ, cwd, overrides, workload=workload.key)
+    safety.mount_path("LLMB_INSTALL", str(context.install_dir))  # mounted into the container, in #SBATCH paths
     check_installed(context.cluster, workload.key, args.force)
     validate_request(workload.metadata, workload.key, context.gpu_type, task.model_size, task.dtype, task.scale,
                      force=args.force)
@@ -145,9 +146,15 @@ def run_command(args: argparse.Namespace, registry: Any, environ: Mapping[str, s
     slurm = slurm_parameters(nice=args.nice, nodelist=args.nodelist, exclude=args.exclude,
                              reservation=args.reservation, segment=args.segment, raw=args.slurm_arg)
     base = resolve_context(environ, cwd, env_flags)
+    if not 1 <= args.repeats <= MAX_REPEATS:
+        raise ValidationError(f"--repeats {args.repeats} is not valid: expected 1 to {MAX_REPEATS}")
     tasks = select_tasks(args, registry, base)
     prepared = [prepare(task, len(list(group)), args, registry, environ, cwd, env_flags, slurm)
                 for task, group in itertools.groupby(tasks)]
+    jobs = sum(len(item.plans) for item in prepared)
+    if jobs > MAX_JOBS:
+        raise ValidationError(f"the request resolved to {jobs} jobs (tasks x use cases x sweep points x repeats); at "
+                              f"most {MAX_JOBS} may be submitted at once: split it")
     if args.verbose:
         for item in prepared:
             _print_provenance(item)
@@ -226,12 +233,17 @@ def submit_prepared(prepared: list[Prepared], args: argparse.Namespace) -> int:
             sys.stdout.flush()
     from . import tracking
 
+    from .submit import interrupted_wait
+
     install = prepared[0].request.install_dir
-    if args.json:
-        document: dict[str, Any] = dict(outcomes[0]) if len(outcomes) == 1 else {"tasks": outcomes}
-        if args.wait:
-            document["outcomes"] = tracking.wait_all(install, job_ids)
-        print(json.dumps(document, indent=2))
-        return errors.EXIT_OK if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) \
-            else errors.EXIT_BENCHMARK_FAILED
-    return tracking.wait_and_summarise(install, job_ids) if args.wait else 0
+    try:
+        if args.json:
+            document: dict[str, Any] = dict(outcomes[0]) if len(outcomes) == 1 else {"tasks": outcomes}
+            if args.wait:
+                document["outcomes"] = tracking.wait_all(install, job_ids)
+            print(json.dumps(document, indent=2))
+            return errors.EXIT_OK if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) \
+                else errors.EXIT_BENCHMARK_FAILED
+        return tracking.wait_and_summarise(install, job_ids) if args.wait else errors.EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C while waiting: the jobs keep running unless --cancel-on-interrupt
+        return interrupted_wait(install, job_ids, args.cancel_on_interrupt)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import safety
+from .contract import is_secret_name
 from .errors import ValidationError
 
 FIRST_CLASS_SLURM_KEYS = ("nodelist", "exclude", "reservation", "segment", "nice")
@@ -337,15 +339,13 @@ def parse_env_flags(values: Iterable[str]) -> dict[str, str]:
     """Repeatable --env KEY=VALUE, in order; a bad name or a repeated key is refused."""
     parsed: dict[str, str] = {}
     for raw in values:
-        key, sep, value = raw.partition("=")
-        key = key.strip()
-        if not sep or not _ENV_NAME.match(key):
-            raise ValidationError(f"--env {raw!r} is not valid: expected KEY=VALUE with a shell variable name")
+        try:
+            key, value = safety.key_value(raw)
+        except ValueError as exc:  # the message names the key only: the value may be a secret
+            raise ValidationError(f"--env is not valid: {exc}") from None
         if key in parsed:
             raise ValidationError(f"--env {key} is given twice: give each variable once")
-        if "\x00" in value:
-            raise ValidationError(f"--env {key}: the value contains a NUL byte")
-        parsed[key] = value
+        parsed[key] = safety.no_control(f"--env {key}", value, secret=is_secret_name(key))
     return parsed
 
 
@@ -359,9 +359,9 @@ def slurm_parameters(*, nodelist: str | None = None, exclude: str | None = None,
                        ("segment", segment), ("nice", nice)):
         if value is None:
             continue
-        text = str(value)
-        if not text or "\n" in text or "\x00" in text:
-            raise ValidationError(f"--{key} {text!r} is not valid: expected a non-empty single-line value")
+        text = safety.no_control(f"--{key}", str(value), secret=False)
+        if not text:
+            raise ValidationError(f"--{key} '' is not valid: expected a non-empty value")
         if key == "segment" and (not text.isdigit() or int(text) <= 0):
             raise ValidationError(f"--segment {text!r} is not valid: expected a positive number of nodes")
         params[key] = text
@@ -370,15 +370,18 @@ def slurm_parameters(*, nodelist: str | None = None, exclude: str | None = None,
         if not item:
             raise ValidationError("--slurm-arg cannot be empty: give key=value or a bare flag such as exclusive")
         if item.startswith("-"):
-            raise ValidationError(f"--slurm-arg {item!r}: leave out the leading '--' (e.g. constraint=gpu, exclusive)")
+            raise ValidationError(f"--slurm-arg {safety.shown(item[:60])}: leave out the leading '--' "
+                                  f"(e.g. constraint=gpu, exclusive)")
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not _SLURM_KEY.match(key):
-            raise ValidationError(f"--slurm-arg {item!r}: {key!r} is not a Slurm option name")
-        if sep and (not value or "\n" in value or "\x00" in value):
-            raise ValidationError(f"--slurm-arg {item!r}: expected key=value with a non-empty single-line value")
+            raise ValidationError(f"--slurm-arg key {safety.shown(key)} is not valid: expected a sbatch option name "
+                                  f"such as reservation or qos")
+        if sep and not value:
+            raise ValidationError(f"--slurm-arg {key}=: expected key=value with a non-empty value")
+        safety.no_control(f"--slurm-arg {key}", value, secret=is_secret_name(key))
         if key in FIRST_CLASS_SLURM_KEYS:
-            raise ValidationError(f"--slurm-arg {item!r}: {key} has its own flag: use --{key}")
+            raise ValidationError(f"--slurm-arg {key}: {key} has its own flag: use --{key}")
         if key in params:
             raise ValidationError(f"--slurm-arg {key} is given more than once: give each Slurm option once")
         params[key] = value if sep else True

@@ -10,6 +10,7 @@ from typing import Any
 from llmb_plugin_deepseek_r1.host import errors
 from llmb_plugin_deepseek_r1.host.errors import BenchmarkFailed, ValidationError
 from . import METRIC_KEYS, LogScan, scan_logs
+from .generations import BY_NAME
 
 
 def _fmt(value: Any) -> str:
@@ -23,11 +24,13 @@ def format_summary(scan: LogScan, name: str) -> str:
     rep, fail = scan.report, scan.failure
     lines: list[str] = []
     if rep is None:
-        lines.append(f"{name}: no trtllm-bench report found (no PERFORMANCE OVERVIEW)")
+        lines.append(f"{name}: no trtllm-bench report found (no overview section of any known generation)")
     else:
         state = "complete" if rep.complete else "INCOMPLETE: " + "; ".join(rep.missing)
-        gen = {"new": "0.20+ labels", "old": "0.19 labels"}.get(rep.label_generation or "", rep.source)
-        lines.append(f"{name}: report {state} ({gen}, streaming {'on' if rep.streaming else 'off'})")
+        lines.append(f"{name}: report {state} ({describe_generation(rep.generation, rep.source)}, "
+                     f"streaming {'on' if rep.streaming else 'off'})")
+        if rep.selection:
+            lines.append(f"  selected: {rep.selection}")
         eng = rep.engine
         if eng:
             lines.append(
@@ -41,20 +44,32 @@ def format_summary(scan: LogScan, name: str) -> str:
             lines.append("  world: " + ", ".join(f"{k} {_fmt(v)}" for k, v in rep.world.items()))
         if rep.request_details:
             lines.append("  requests: " + ", ".join(f"{k} {_fmt(v)}" for k, v in rep.request_details.items()))
-        if rep.decoding_mode:
-            lines.append(f"  speculative decoding: {rep.decoding_mode}")
+        decoding = rep.decoding_summary()
+        if decoding:
+            lines.append("  speculative decoding: " + ", ".join(f"{k} {_fmt(v)}" for k, v in decoding.items()))
         if rep.metrics:
-            lines.append("  metrics:")
-            lines += [f"    {key:<40} {_fmt(rep.metrics[key])}" for key in METRIC_KEYS if key in rep.metrics]
+            lines.append("  metrics (from the label printed):")
+            lines += [f"    {key:<40} {_fmt(rep.metrics[key]):<16} {rep.metric_labels.get(key, '')}".rstrip()
+                      for key in METRIC_KEYS if key in rep.metrics]
         for block, row in rep.percentiles.items():
             lines.append(f"  {block}: " + "  ".join(f"{k} {_fmt(v)}" for k, v in row.items()))
     if fail is not None:
         kind = f" ({fail.detail})" if fail.detail else ""
         where = f" line {fail.lineno}" if fail.lineno else ""
-        lines.append(f"  failure: {fail.category}{kind} at{where}: {fail.line}")
+        who = "".join(f", {k} {v}" for k, v in (("rank", fail.rank), ("node", fail.node)) if v is not None)
+        lines.append(f"  failure: {fail.category}{kind}{who} at{where}: {fail.line}")
         if fail.remedy:
             lines.append(f"  remedy: {fail.remedy}")
     return "\n".join(lines)
+
+
+def describe_generation(name: str | None, source: str) -> str:
+    """'generation 0.16 (TensorRT-LLM 0.16 to 0.17, trtllm-bench throughput)' for people reading a summary."""
+    gen = BY_NAME.get(name or "")
+    if gen is None:
+        return "generation not recognised" if source == "text" else f"generation not recognised ({source})"
+    via = " --report_json" if source == "report_json" else ""
+    return f"generation {gen.name} (TensorRT-LLM {gen.versions}, trtllm-bench {gen.subcommand}{via})"
 
 
 @errors.command
@@ -80,7 +95,7 @@ def main_parse_log(argv: list[str] | None = None) -> int:
     else:
         print(format_summary(scan, label))
     if scan.report is None or not scan.report.complete:
-        what = "; ".join(scan.report.missing) if scan.report else "no PERFORMANCE OVERVIEW"
+        what = "; ".join(scan.report.missing) if scan.report else "no overview section of any known generation"
         raise BenchmarkFailed(f"no complete trtllm-bench report in {label}: {what}")
     return 0
 
