@@ -246,8 +246,8 @@ def test_profiled_run_goes_through_nsys_and_records_the_reports(tmp_path):
     doc = load(path)
     assert doc["verdict"]["status"] == "VALID", doc["verdict"]
     folder = tmp_path / "workloads/inference_deepseek-r1/experiments/DeepSeek-R1_TP4_EP4_PP1_CON-1_chat/nsys_profile"
-    assert doc["profile"]["directory"] == str(folder) and doc["profile"]["iterations"] == "2-5"
-    [report] = doc["profile"]["reports"]
+    assert doc["nsys_profile"]["directory"] == str(folder) and doc["nsys_profile"]["iterations"] == "2-5"
+    [report] = doc["nsys_profile"]["reports"]
     assert Path(report).name == "profile_4242__.nsys-rep"  # no SLURM_PROCID/SLURM_LOCALID outside Slurm
     assert "window: 2-5" in Path(report).read_text() and "gpu_metrics: all" in Path(report).read_text()
     launch = doc["attempts"][0]["launch_command"]
@@ -256,7 +256,7 @@ def test_profiled_run_goes_through_nsys_and_records_the_reports(tmp_path):
 
 def test_unprofiled_run_records_no_profile(tmp_path):
     doc, _ = run(tmp_path)
-    assert doc["profile"] is None and "nsys" not in doc["attempts"][0]["launch_command"]
+    assert doc["nsys_profile"] is None and "nsys" not in doc["attempts"][0]["launch_command"]
 
 
 def test_dump_env_writes_a_redacted_snapshot(tmp_path):

@@ -34,6 +34,12 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _from(sources: Mapping[str, Any], key: str) -> str:
+    """A plan may say where each value came from (`sources`: key -> source); the text shows it beside the value."""
+    source = sources.get(key)
+    return f"    <- {source}" if source else ""
+
+
 def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
     """What `--dry-run` prints: per job its Slurm parameters, container and every use case in full."""
     import yaml
@@ -58,16 +64,17 @@ def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
             else:
                 out.append(f"    {key}: {_value(value)}")
         for uc in plan.use_cases:
-            out.append(f"  use case {uc.get('name', '?')}:")
+            sources = uc.get("sources") if isinstance(uc.get("sources"), Mapping) else {}
+            out.append(f"  use case {uc.get('name', '?')}:" + _from(sources, "name"))
             for key, value in uc.items():
-                if key == "name":
+                if key in ("name", "sources"):
                     continue
                 if isinstance(value, (list, tuple)):
                     out.append(f"    {key}: {shlex.join(str(v) for v in value)}")
                 elif isinstance(value, Mapping):
-                    body = yaml.safe_dump(dict(value), sort_keys=False, default_flow_style=None).rstrip()
-                    out.append(f"    {key}:")
+                    body = yaml.safe_dump(dict(value), sort_keys=False, default_flow_style=None, width=110).rstrip()
+                    out.append(f"    {key}:" + _from(sources, key))
                     out.extend("      " + line for line in body.splitlines())
                 else:
-                    out.append(f"    {key}: {_value(value)}")
+                    out.append(f"    {key}: {_value(value)}" + _from(sources, key))
     return scrub("\n".join(out), request.env)

@@ -18,8 +18,12 @@ from llmb_plugin_deepseek_r1.host import records, slurm
 from .benchmark import BenchOutcome, JobTerminated, run_benchmark
 from .collect import Verdict, asked_document, failed, judge, measured_document, summary_line
 from llmb_plugin_deepseek_r1.host.contract import is_secret_name
-from .preflight import Check, check_gpus, check_image, query_node_gpus, visible
+from .preflight import Check, check_checkpoint, check_gpu_type, check_gpus, check_image, query_node_gpus, visible
+from llmb_plugin_deepseek_r1.planning.describe import profile_document
+from llmb_plugin_deepseek_r1.planning.profiles import gpu_type_info
 from llmb_plugin_deepseek_r1.planning.spec import RunSpec, with_overrides
+from llmb_plugin_deepseek_r1.recipe import load_metadata
+from llmb_plugin_deepseek_r1.weights.identity import checkpoint_identity
 from llmb_plugin_deepseek_r1.planning.trtllm import bench_argv, extra_llm_api_options
 from llmb_plugin_deepseek_r1.planning.versions import yaml_generation
 
@@ -94,6 +98,9 @@ def _preflight(spec: RunSpec, gpu_info: tuple[Any, str], log: Callable[[str], No
                 weights_report
         model_bytes = weights_report.total_bytes
     checks = check_gpus(gpus, how, scale=spec.scale, dtype=spec.dtype, model_bytes=model_bytes)
+    checks.append(check_gpu_type(gpus, spec.gpu_type, gpu_type_info(load_metadata(), spec.gpu_type)))
+    checks.append(check_checkpoint(checkpoint_identity(spec.model_dir), spec.checkpoint_repo,
+                                   spec.checkpoint_revision, spec.profile))
     checks.append(check_image(spec.image, spec.runtime))
     for check in checks:
         log(f"[llmb] preflight {check.name}: {check.status}: {check.detail}")
@@ -156,6 +163,8 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         "plugin_version": __version__, "knobs": dict(spec.knobs), "started": started,
         "gpus": [g.__dict__ for g in (gpu_info[0] or [])],
     }
+    provenance.update(profile_document(spec))
+    provenance["checkpoint"]["held"] = checkpoint_identity(spec.model_dir)
     checks, verdict, weights_report = _preflight(spec, gpu_info, log)
     provenance["preflight"] = [c.to_dict() for c in checks]
     if weights_report is not None:
@@ -179,7 +188,7 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         records.write_text_atomic(yaml_path, yaml.safe_dump(options, sort_keys=False), overwrite=False)
         argv = bench_argv(current, token)
         env = {**benchmark_environment(environ, current.container_env), **runtime.profile_environment(current)}
-        if current.profile:
+        if current.nsys_profile:
             (current.result_dir / runtime.PROFILE_DIR).mkdir(parents=True, exist_ok=True)
         launch = runtime.launch_argv(current, argv, under_slurm=under_slurm,
                                      env_names=sorted(runtime.container_environment(env, current.container_env)),
@@ -236,7 +245,7 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         asked=asked_document(spec), effective=asked_document(current) if current is not spec else None,
         measured=measured_document(current, report) if verdict.status != "FAILED" else None,
         verdict=verdict.to_dict(), provenance=provenance, attempts=attempts,
-        files={"stdout": str(out), "stderr": str(err)}, profile=_profile_document(spec, job_id))
+        files={"stdout": str(out), "stderr": str(err)}, nsys_profile=_profile_document(spec, job_id))
     result_document.write(result_path, document)
     log(summary_line(spec, job_id, verdict, report, result_path))
     if terminated:
@@ -254,7 +263,7 @@ def _dump_environment(path: Path, environ: Mapping[str, str]) -> None:
 
 def _profile_document(spec: RunSpec, job_id: str) -> dict[str, Any] | None:
     """What was profiled and where the nsys reports are (None when the run was not profiled)."""
-    if not spec.profile:
+    if not spec.nsys_profile:
         return None
     folder = spec.result_dir / runtime.PROFILE_DIR
     reports = sorted(str(p) for p in folder.glob(f"profile_{job_id}*")) if folder.is_dir() else []

@@ -78,7 +78,7 @@ def nsys_argv(spec: RunSpec, job_token: str) -> list[str]:
 
 def profile_environment(spec: RunSpec) -> dict[str, str]:
     """TensorRT-LLM's profiling hooks (TLLM_ variables reach the container)."""
-    if not spec.profile:
+    if not spec.nsys_profile:
         return {}
     return {"TLLM_PROFILE_START_STOP": f"{spec.profile_start}-{spec.profile_end}", "TLLM_PROFILE_RECORD_GC": "1",
             "TLLM_LLMAPI_ENABLE_NVTX": "1"}
@@ -90,7 +90,7 @@ def launch_argv(spec: RunSpec, bench: list[str], *, under_slurm: bool, env_names
     inner = list(bench)
     if not under_slurm and inner and inner[0] == LAUNCHER:
         inner = inner[1:]  # without Slurm, trtllm-bench starts its own MPI workers
-    if spec.profile:
+    if spec.nsys_profile:
         inner = nsys_argv(spec, job_token) + inner
     command = shlex.join(inner)
     srun = ["srun", f"--mpi={spec.mpi_type}", f"--nodes={nodes(spec)}", f"--ntasks-per-node={tasks_per_node(spec)}"]
