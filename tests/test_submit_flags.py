@@ -53,8 +53,8 @@ ACCEPTED = [
     ("-p/--profile", [*TASK, "-p"], lambda out: json.loads(out)["environment"]["ENABLE_PROFILE"]["value"] == "true"),
     ("--dump-env", [*TASK, "--dump-env"],
      lambda out: json.loads(out)["environment"]["LLMB_DUMP_ENV"]["value"] == "true"),
-    ("--force", ["-w", W, "-s", "671b", "--dtype", "fp8", "--scale", "8", "--force", "--env", "TP=8",
-                 "--env", "EP=8"], lambda out: json.loads(out)["scale"] == 8 and json.loads(out)["dtype"] == "fp8"),
+    ("--force", ["-w", W, "-s", "671b", "--dtype", "nvfp4", "--scale", "2", "--force", "--env", "TP=2",
+                 "--env", "EP=2"], lambda out: json.loads(out)["scale"] == 2),  # 2 is not an exact scale
     ("--nice/--nodelist/--exclude/--reservation/--segment",
      [*TASK, "--nice", "10", "--nodelist", "n[1-2]", "--exclude", "n3", "--reservation", "bench", "--segment", "2"],
      lambda out: jobs_of(out)[0]["slurm"]["additional"] == {"nodelist": "n[1-2]", "exclude": "n3",

@@ -221,9 +221,11 @@ def parse_cluster_config(path: Path) -> ClusterConfig:
     """Read one cluster_config.yaml (schema 1 or 2); anything malformed is a ConfigError naming the file."""
     import yaml
 
+    from llmb_plugin_deepseek_r1.yaml_io import safe_load
+
     try:
         text = _decode(path, path.read_bytes())
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
