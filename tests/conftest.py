@@ -19,7 +19,7 @@ _KNOB_VARS = ("USE_CASES", "MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTIO
               "TP", "EP", "PP", "STREAMING", "MODE", "SBATCH_TIMELIMIT", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
               "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
               "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "STAGE_PATH", "GPU_TYPE",
-              "LLMB_INSTALL", "SLURM_JOB_ID", "HF_TOKEN")
+              "LLMB_INSTALL", "SLURM_JOB_ID", "HF_TOKEN", "SBATCH_SEGMENT_SIZE")
 
 
 @pytest.fixture
@@ -83,4 +83,4 @@ LLMB_RUN = str(Path(sys.executable).parent / "llmb-run") \
     if (Path(sys.executable).parent / "llmb-run").exists() else "llmb-run"
 
 # The session-wide local Slurm fixture (skips with the reason when the cluster is not up).
-from slurm_cluster import slurm_cluster  # noqa: E402,F401
+from slurm_cluster import slurm_cluster, two_node_cluster  # noqa: E402,F401

@@ -28,12 +28,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             state, source = tracking.job_state(install, record)
             rows.append({"job_id": record["job_id"], "name": record["plan"]["name"], "state": state,
                          "source": source, "executor": record.get("executor"),
+                         "nodes": tracking.job_nodes(install, record),
                          "submitted": time.strftime("%Y-%m-%d %H:%M", time.localtime(record["submitted"]))})
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
             for r in rows:
-                print(f"{r['job_id']:<14}{r['state']:<11}{r['submitted']:<18}{r['name']}  ({r['source']})")
+                print(f"{r['job_id']:<14}{r['state']:<11}{r['submitted']:<18}{r['nodes'] or '-':<14}{r['name']}  "
+                      f"({r['source']})")
             if not rows:
                 print("No submitted jobs.")
         return 0

@@ -48,10 +48,23 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
-    """What `--dry-run` prints: per job its Slurm parameters, container and every use case in full."""
+def _mapping_lines(value: Mapping[str, Any], indent: str) -> list[str]:
+    """YAML lines of a mapping: lists of sentences (a world layout) one item a line, other lists inline."""
     import yaml
 
+    lines: list[str] = []
+    for key, item in value.items():
+        if isinstance(item, list) and item and all(isinstance(i, str) and " " in i for i in item):
+            lines.append(f"{key}:")
+            lines += [f"  - {i}" for i in item]
+        else:
+            flow = None if isinstance(item, (list, tuple, Mapping)) else False
+            lines += yaml.safe_dump({key: item}, sort_keys=False, default_flow_style=flow, width=10**6).splitlines()
+    return [indent + line for line in lines]
+
+
+def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
+    """What `--dry-run` prints: per job its Slurm parameters, container and every use case in full."""
     out = [f"Dry run: {request.workload} {request.model_size} {request.dtype} scale {request.scale} "
            f"on {request.gpu_type}: {len(plans)} job(s); nothing is submitted."]
     for number, plan in enumerate(plans, 1):
@@ -79,9 +92,8 @@ def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
                 if isinstance(value, (list, tuple)):
                     out.append(f"    {key}: {shlex.join(str(v) for v in value)}")
                 elif isinstance(value, Mapping):
-                    body = yaml.safe_dump(dict(value), sort_keys=False, default_flow_style=None).rstrip()
                     out.append(f"    {key}:")
-                    out.extend("      " + line for line in body.splitlines())
+                    out.extend(_mapping_lines(value, "      "))
                 else:
                     out.append(f"    {key}: {_value(value)}")
     return scrub("\n".join(out), request.env)

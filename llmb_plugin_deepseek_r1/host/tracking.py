@@ -82,6 +82,25 @@ def job_state(install_dir: Path, record: dict[str, Any]) -> tuple[str, str]:
     return "UNKNOWN", "none"
 
 
+def job_nodes(install_dir: Path, record: dict[str, Any]) -> str | None:
+    """The job's node list (Slurm's compact form, e.g. n[1-2]): the job's own status file, else squeue, else
+    sacct; None while no node is allocated or no source knows."""
+    status = records.read_status(records.workload_dir(install_dir, record["workload"]), record["job_id"]) or {}
+    if status.get("nodes"):
+        return str(status["nodes"])
+    if record.get("executor") == "local":
+        return None
+    out = slurm_output(["squeue", "-h", "-j", record["job_id"], "-o", "%N"])
+    if out and out.strip():
+        return out.split()[0]
+    out = slurm_output(["sacct", "-n", "-X", "-P", "-j", record["job_id"], "-o", "JobID,NodeList"])
+    for line in (out or "").splitlines():
+        jid, _, nodes = line.partition("|")
+        if jid == record["job_id"] and nodes and nodes != "None assigned":
+            return nodes
+    return None
+
+
 def iter_records(install_dir: Path) -> Iterator[dict[str, Any]]:
     for path in sorted((install_dir / "workloads").glob(f"*/{records.SUBMITTED_DIR}/*.json")):
         try:

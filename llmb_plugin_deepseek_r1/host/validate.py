@@ -1,11 +1,12 @@
 """Request validation against a workload's recipe metadata, in the order llmb-run users know:
-GPU type, model size, dtype, scale."""
+GPU type, model size, dtype, scale (listed scales, then a whole number of nodes)."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from .errors import ValidationError
+from .layout import node_layout
 
 
 def _model_configs(metadata: Mapping[str, Any], key: str, gpu_type: str) -> list[Mapping[str, Any]]:
@@ -20,16 +21,18 @@ def validate_request(metadata: Mapping[str, Any], key: str, gpu_type: str, model
                      scale: int) -> None:
     """Raise ValidationError (one line naming the bad value and what is accepted) or return None."""
     configs = _model_configs(metadata, key, gpu_type)
-    sizes = [str(c.get("model_size")) for c in configs]
+    sizes = list(dict.fromkeys(str(c.get("model_size")) for c in configs))
     matching = [c for c in configs if str(c.get("model_size")).lower() == model_size.lower()]
     if not matching:
         raise ValidationError(
             f"model size {model_size!r} is not available for {key} on {gpu_type}; available: {', '.join(sizes)}")
-    config = matching[0]
-    dtypes = [str(d) for d in config.get("dtypes") or []]
-    if dtype.lower() not in [d.lower() for d in dtypes]:
+    # Several entries of one model size may list different scales per dtype (e.g. fp8 at 16 only).
+    dtypes = list(dict.fromkeys(str(d) for c in matching for d in c.get("dtypes") or []))
+    with_dtype = [c for c in matching if dtype.lower() in [str(d).lower() for d in c.get("dtypes") or []]]
+    if not with_dtype:
         raise ValidationError(
             f"dtype {dtype!r} is not available for {key} {model_size} on {gpu_type}; available: {', '.join(dtypes)}")
+    config = with_dtype[0]
     scales = sorted(int(s) for s in config.get("scales") or [])
     if scale <= 0:
         raise ValidationError(f"scale {scale} must be a positive GPU count; available: {scales}")
@@ -41,3 +44,4 @@ def validate_request(metadata: Mapping[str, Any], key: str, gpu_type: str, model
     elif scales and scale < scales[0]:
         raise ValidationError(
             f"scale {scale} is below the minimum {scales[0]} for {key} {model_size} {dtype} on {gpu_type}")
+    node_layout(metadata, gpu_type, scale)  # above one node: a whole number of nodes

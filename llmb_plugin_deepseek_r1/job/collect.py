@@ -34,10 +34,12 @@ class Verdict:
     classification: str | None = None
     remedy: str | None = None
     failure_line: str | None = None
+    node: str | None = None  # where it failed, when the log (or the per-node preflight) says
+    rank: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reasons": self.reasons, "classification": self.classification,
-                "remedy": self.remedy, "failure_line": self.failure_line}
+                "remedy": self.remedy, "failure_line": self.failure_line, "node": self.node, "rank": self.rank}
 
 
 def failed(classification: str, reason: str, remedy: str | None = None) -> Verdict:
@@ -121,6 +123,23 @@ def judge(spec: RunSpec, outcome: BenchOutcome, scan: Any) -> Verdict:
     return Verdict("INVALID", reasons) if reasons else Verdict("VALID")
 
 
+def name_failed_rank(verdict: Verdict, stderr: Path) -> None:
+    """Name the node and rank that failed first when srun's lines in the benchmark's stderr say."""
+    from llmb_plugin_deepseek_r1.report.failure import failed_rank
+
+    try:
+        text = stderr.read_text(errors="replace")
+    except OSError:
+        return
+    found = failed_rank([text])
+    if found is None:
+        return
+    verdict.node, verdict.rank = str(found["node"]), int(found["rank"])  # type: ignore[call-overload]
+    verdict.reasons.insert(0, f"rank {found['rank']} on node {found['node']} failed first: {found['how']}")
+    if verdict.classification in ("unknown", None):
+        verdict.classification = "rank_crash"
+
+
 def asked_document(spec: RunSpec) -> dict[str, Any]:
     return {
         "use_case": spec.use_case, "isl": spec.isl, "osl": spec.osl, "max_batch_size": spec.max_batch_size,
@@ -128,7 +147,8 @@ def asked_document(spec: RunSpec) -> dict[str, Any]:
         "concurrency": spec.concurrency, "num_requests": spec.num_requests, "tp": spec.tp, "ep": spec.ep,
         "pp": spec.pp, "streaming": spec.streaming, "mode": spec.mode, "attention_dp": spec.attention_dp,
         "model_size": spec.model_size, "dtype": spec.dtype, "scale": spec.scale, "gpu_type": spec.gpu_type,
-        "time_limit_min": spec.time_limit_min,
+        "time_limit_min": spec.time_limit_min, "nodes": spec.nodes, "gpus_per_node": spec.ranks_per_node,
+        "world_size": spec.world_size,
     }
 
 
@@ -159,6 +179,8 @@ def summary_line(spec: RunSpec, job_id: str, verdict: Verdict, report: Any | Non
             head += f", {h['output_tok_s_gpu']:.1f} output tok/s/GPU"
         if "output_tok_s_user" in h:
             head += f", {h['output_tok_s_user']:.1f} tok/s/user"
+    if verdict.node:
+        head += f" on node {verdict.node}" + (f" rank {verdict.rank}" if verdict.rank is not None else "")
     if verdict.reasons:
         head += f"; {verdict.reasons[0]}"
     return f"{head} -> {result_file}"

@@ -12,6 +12,7 @@ from llmb_plugin_deepseek_r1.recipe import MODEL_NAME, WORKLOAD_KEY
 from llmb_plugin_deepseek_r1.planning import knobs
 from llmb_plugin_deepseek_r1.host.contract import RunRequest, is_secret_name
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
+from llmb_plugin_deepseek_r1.host.layout import node_layout
 from .versions import parse_trtllm_version, trtllm_version_from_image
 
 DEFAULT_USE_CASE_ORDER = ("reasoning", "chat", "summarization", "generation")
@@ -23,6 +24,7 @@ KNOB_NAMES = (
     "TP", "EP", "PP", "STREAMING", "MODE", "SBATCH_TIMELIMIT", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
     "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
     "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "BENCH_TIMEOUT", "HANG_GRACE", "SWEEP_FILE",
+    "SBATCH_SEGMENT_SIZE",
 )
 
 _INT_KNOBS = {"MAX_NUM_TOKENS": "max_num_tokens", "MAX_BATCH_SIZE": "max_batch_size",
@@ -69,7 +71,19 @@ class RunSpec:
     container_env: tuple[str, ...] = ()
     bench_timeout_s: int | None = None
     hang_grace_s: int = 60
+    nodes: int = 1
+    tasks_per_node: int = 0  # 0: the scale (one node)
+    segment: int | None = None
     knobs: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def world_size(self) -> int:
+        """Ranks of the TensorRT-LLM world: one per GPU, TP x PP (attention DP and EP live inside it)."""
+        return self.tp * self.pp
+
+    @property
+    def ranks_per_node(self) -> int:
+        return self.tasks_per_node or self.scale
 
     @property
     def result_name(self) -> str:
@@ -275,13 +289,15 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     container_env = tuple(knobs.env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split())
     model_dir = resolve_model_dir(env, metadata, workload_dir)
     image, version = resolve_image(env, request.install_dir, metadata)
-    gpus_hw = int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))
+    layout = node_layout(metadata, request.gpu_type, request.scale, _set(env, "SBATCH_SEGMENT_SIZE"))
+    parallel_defaults = ((metadata.get("run") or {}).get("parallelism") or {}).get(request.gpu_type) or {}
     knobs_set = {k: env[k] for k in KNOB_NAMES if k in env and not is_secret_name(k)}
 
     specs = []
     for uc in use_cases:
         row = dict(table.get(uc.name) or table[FALLBACK_USE_CASE])
         row.update(mode_overrides)
+        row.update(default_parallelism(row, parallel_defaults, request.scale))
         row.update(overrides)
         spec = RunSpec(
             use_case=uc.name, isl=uc.isl, osl=uc.osl,
@@ -292,15 +308,28 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
             attention_dp=bool(row.get("attn_dp_enabled", True)),
             time_limit_min=time_limit or int(row.get("time_limit_min", 30)),
             workload=request.workload, model_size=request.model_size, dtype=request.dtype, scale=request.scale,
-            gpu_type=request.gpu_type, gpus_per_node_hw=gpus_hw, install_dir=request.install_dir,
+            gpu_type=request.gpu_type, gpus_per_node_hw=layout.gpus_per_node, install_dir=request.install_dir,
             workload_dir=workload_dir, model_dir=model_dir, image=image, trtllm_version=version, runtime=runtime,
             mpi_type=mpi_type, weight_check=weight_check, oom_retries=oom_retries, account=account,
             partition=partition, gpus_per_node=gpus_per_node, container_env=container_env,
-            bench_timeout_s=bench_timeout, hang_grace_s=hang_grace, knobs=knobs_set,
+            bench_timeout_s=bench_timeout, hang_grace_s=hang_grace, nodes=layout.nodes,
+            tasks_per_node=layout.tasks_per_node, segment=layout.segment, knobs=knobs_set,
         )
         check_spec(spec)
         specs.append(spec)
     return specs
+
+
+def default_parallelism(row: Mapping[str, Any], defaults: Mapping[str, Any], scale: int) -> dict[str, int]:
+    """TP/PP/EP for a scale the table row was not written for: PP from the GPU type's defaults (else the row),
+    TP = scale / PP, EP = TP (expert parallelism across the whole TP group, as NVIDIA's recipes do). The row's
+    own values stand where they already fill the scale; knobs set by the user override either."""
+    pp = int(defaults.get("pp", row["pp"]))
+    if int(row["tp"]) * int(row["pp"]) == scale and "pp" not in defaults:
+        return {}
+    if scale % pp:
+        return {"pp": pp}  # check_spec names the mismatch
+    return {"pp": pp, "tp": scale // pp, "ep": int(defaults.get("ep", scale // pp))}
 
 
 def _partition(env: Mapping[str, str]) -> str | None:
@@ -315,11 +344,15 @@ def _partition(env: Mapping[str, str]) -> str | None:
 def check_spec(spec: RunSpec) -> None:
     """Cross-field rules that would otherwise fail inside the job, after the GPUs are allocated."""
     if spec.tp * spec.pp != spec.scale:
-        raise ValidationError(f"TP={spec.tp} x PP={spec.pp} = {spec.tp * spec.pp} GPUs does not match --scale "
-                              f"{spec.scale}: choose TP and PP whose product is {spec.scale}")
+        layout = f" on {spec.nodes} nodes x {spec.ranks_per_node}" if spec.nodes > 1 else ""
+        raise ValidationError(f"TP={spec.tp} x PP={spec.pp} = {spec.tp * spec.pp} ranks does not match --scale "
+                              f"{spec.scale}{layout}: trtllm-bench runs one world of TP x PP ranks (attention data "
+                              f"parallelism lives inside TP), so choose TP and PP whose product is {spec.scale}")
     if spec.tp % spec.ep != 0:
+        divisors = [d for d in range(1, spec.tp + 1) if spec.tp % d == 0]
         raise ValidationError(f"EP={spec.ep} is not valid with TP={spec.tp}: the expert-parallel size must "
-                              f"divide TP (e.g. 1, 2 or 4 for TP=4)")
+                              f"divide TP, and so the world of {spec.world_size} ranks "
+                              f"(e.g. {', '.join(map(str, divisors))})")
     if spec.max_num_tokens < spec.isl:
         raise ValidationError(
             f"MAX_NUM_TOKENS={spec.max_num_tokens} is smaller than the ISL {spec.isl} of use case "

@@ -23,15 +23,22 @@ _SIGNATURES: tuple[tuple[str, str | None, re.Pattern[str]], ...] = (
     ("dataset_error", None, re.compile(r"KeyError: '(?:task_id|output_tokens)'|JSONDecodeError"
                                        r"|validation errors? for InferenceRequest")),
     ("launch_error", None, re.compile(r"All nodes which are allocated for this job are already filled"
-                                      r"|Model is a file or directory, please provide a model name")),
+                                      r"|Model is a file or directory, please provide a model name"
+                                      r"|world_size must equal to pp_size \* cp_size \* tp_size")),
     ("benchmark_error", None, re.compile(r"Error during benchmarking:")),
     ("rank_crash", None, re.compile(r"(?:Child|Primary) job\s+\d*\s*terminated normally, but \d+ process(?:es)?"
                                     r" returned")),
+    ("rank_crash", "srun", re.compile(r"srun: error: \S+: tasks? [\d,\-]+: (?:Exited with exit code [1-9]"
+                                      r"|Segmentation fault|Aborted|Bus error)")),
     ("unknown", "worker", re.compile(r"Executor worker returned error")),
 )
 _RANK = {name: index for index, name in enumerate(FAILURE_CATEGORIES)}
 # Every signature contains one of these; plain substring tests keep multi-GB iteration logs cheap to scan.
-_QUICK = ("rror", "memory", "NCCL", "nccl", "allocated", "Model is a", "terminated normally")
+_QUICK = ("rror", "memory", "NCCL", "nccl", "allocated", "Model is a", "terminated normally", "world_size")
+# srun's line for a task that ended badly: the node, the task ids (Slurm ranks) and how it ended.
+SRUN_TASK_FAILED = re.compile(r"srun: error: (?P<node>\S+): tasks? (?P<ranks>[\d,\-]+): (?P<how>[^\r\n]+)")
+# Consequences of another rank's failure (srun --kill-on-bad-exit ends the rest), never the cause.
+_CONSEQUENCES = ("Killed", "Terminated")
 _MAX_LINE = 500
 
 
@@ -76,3 +83,18 @@ def classify_failure(texts: Iterable[str]) -> Failure | None:
         else:
             scanner.feed(text)
     return scanner.result()
+
+
+def failed_rank(texts: Iterable[str]) -> dict[str, object] | None:
+    """The node and rank that failed first, from srun's "srun: error: NODE: task N: HOW" lines. Tasks srun killed
+    or terminated (the consequence of another rank's failure, or of the time limit) never count; None when no
+    task ended on its own."""
+    for text in texts:
+        for match in SRUN_TASK_FAILED.finditer(text):
+            how = match["how"].strip()
+            if how.startswith(_CONSEQUENCES):
+                continue
+            ranks = match["ranks"]
+            return {"node": match["node"], "rank": int(re.split(r"[,\-]", ranks)[0]), "ranks": ranks, "how": how,
+                    "line": match[0].strip()}
+    return None
