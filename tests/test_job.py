@@ -32,7 +32,7 @@ def run(install: Path, expect_failure: bool = False, **extra: str) -> tuple[dict
 def test_valid_run_writes_result_logs_yaml_and_status(tmp_path):
     doc, env = run(tmp_path)
     assert doc["verdict"] == {"status": "VALID", "reasons": [], "classification": None, "remedy": None,
-                              "failure_line": None}
+                              "failure_line": None, "node": None, "rank": None}
     assert doc["job_id"] == "4242" and doc["use_case"] == "chat"
     assert doc["asked"]["isl"] == 64 and doc["asked"]["num_requests"] == 20
     measured = doc["measured"]
