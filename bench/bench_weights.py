@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from llmb_plugin_deepseek_r1.tuning import bulk_work
 from llmb_plugin_deepseek_r1.weights import check_weights
 
 GIB = 1 << 30
@@ -213,4 +214,5 @@ def _print_load(when: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with bulk_work():  # as verify-weights applies it for its duration
+        sys.exit(main())

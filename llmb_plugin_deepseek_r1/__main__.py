@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from llmb_plugin_deepseek_r1.host import errors
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "verify-weights": ("llmb_plugin_deepseek_r1.weights", "check a DeepSeek-R1-FP4 checkpoint folder"),
     "prepare-dataset": ("llmb_plugin_deepseek_r1.dataset.cli", "write a synthetic trtllm-bench dataset"),
@@ -22,24 +24,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# The function each module exposes for its command, where it is not ``main``.
+ENTRY_POINTS = {"prepare-dataset": "main_prepare_dataset", "validate-dataset": "main_validate_dataset",
+                "parse-log": "main_parse_log", "archive": "main_archive"}
+
+
 def _usage() -> str:
     lines = ["usage: python -m llmb_plugin_deepseek_r1 COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<18} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the command's ``main``; every one of them follows the one exit-code policy (host.errors)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
+    if args and args[0] in ("-h", "--help"):
         print(_usage())
-        return 0 if args else 1
+        return errors.EXIT_OK
+    if not args or args[0] not in COMMANDS:
+        print(_usage(), file=sys.stderr)
+        what = f"unknown command {args[0]!r}" if args else "a command is needed"
+        print(f"error: {what}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return errors.EXIT_USAGE
     name, rest = args[0], args[1:]
-    if name not in COMMANDS:
-        print(f"error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 1
     module = importlib.import_module(COMMANDS[name][0])
-    entry = getattr(module, "main_" + name.replace("-", "_"), None) or module.main
-    return int(entry(rest) or 0)
+    return int(getattr(module, ENTRY_POINTS.get(name, "main"))(rest) or 0)
 
 
 if __name__ == "__main__":

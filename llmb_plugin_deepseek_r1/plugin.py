@@ -1,19 +1,22 @@
-"""The llmb-run plugin: hook implementations only; everything else is imported when used."""
+"""The llmb-run plugin: the workload object and its hook implementation; everything else is imported when used."""
 
 from __future__ import annotations
 
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
-from .recipe import WORKLOAD_KEY, load_metadata
-from .host.contract import JobPlan, RunRequest
+from .host.contract import COMMANDS, HostContext, JobPlan, JobSummary, RunRequest, Workload
 from .host.hookspecs import hookimpl
+from .planning.knobs import ALL_KNOBS
+from .recipe import WORKLOAD_KEY, load_metadata
 
 
-class DeepSeekR1Workload:
-    """inference_deepseek-r1: the recipe's metadata plus planning, setup and verification."""
+class DeepSeekR1Workload(Workload):
+    """inference_deepseek-r1: the recipe's metadata plus planning, setup, verification and results."""
 
     key = WORKLOAD_KEY
+    commands = frozenset(COMMANDS)
+    knobs = ALL_KNOBS
 
     @cached_property
     def metadata(self) -> Mapping[str, Any]:
@@ -31,28 +34,34 @@ class DeepSeekR1Workload:
 
         return problems_before_submit([spec for plan in plans for spec in plan.body_args[0]])
 
-    def setup(self, argv: list[str], context: Any) -> int:
+    def summarise_job(self, status: Mapping[str, Any]) -> list[JobSummary]:
+        from .results.summary import job_summaries
+
+        return job_summaries(status)
+
+    def setup(self, argv: list[str], context: HostContext) -> int:
         """`llmb-run setup -w inference_deepseek-r1 [-- options]`: the installer's setup steps."""
         from .setup.steps import main as setup_main
 
         return setup_main(argv, context=context)
 
-    def verify(self, argv: list[str], context: Any) -> int:
+    def verify(self, argv: list[str], context: HostContext) -> int:
         """`llmb-run verify -w inference_deepseek-r1 [-- DIR --full ...]`: the weight check (default: the
-        workload's model folder)."""
+        model folder jobs use, so MODEL_PATH is honoured)."""
+        from .paths import workload_paths
         from .weights import main as verify_main
 
         if not argv or argv[0].startswith("-"):
-            argv = [str(context.install_dir / "workloads" / WORKLOAD_KEY / "DeepSeek-R1-FP4"), *argv]
+            argv = [str(workload_paths(context.install_dir, context.env, self.metadata).model_dir), *argv]
         return verify_main(argv)
 
-    def results(self, argv: list[str], context: Any) -> int:
+    def results(self, argv: list[str], context: HostContext) -> int:
         """`llmb-run results [-w inference_deepseek-r1] [-- options]`: the results table."""
         from .results.cli import main as results_main
 
         return results_main(argv, context=context)
 
-    def archive(self, argv: list[str], context: Any) -> int:
+    def archive(self, argv: list[str], context: HostContext) -> int:
         """`llmb-run archive [-w inference_deepseek-r1]`: pack experiments to share."""
         from .results.cli import main_archive
 
@@ -60,5 +69,5 @@ class DeepSeekR1Workload:
 
 
 @hookimpl
-def llmb_register_workloads(register: Callable[[Any], None]) -> None:
+def llmb_register_workloads(register: Callable[[Workload], None]) -> None:
     register(DeepSeekR1Workload())

@@ -9,17 +9,24 @@ from pathlib import Path
 
 import pytest
 
+from llmb_plugin_deepseek_r1.host.cluster import HOST_VARIABLES
+from llmb_plugin_deepseek_r1.plugin import DeepSeekR1Workload
+
 REPO = Path(__file__).resolve().parent.parent
 FAKE_TRTLLM = REPO / "tests" / "fake_trtllm"
 
 RUN_ARGS = ["single", "-w", "inference_deepseek-r1", "-s", "671b", "--dtype", "nvfp4", "--scale", "4"]
 
-# Knobs a developer might have exported; tests start from a clean slate.
-_KNOB_VARS = ("USE_CASES", "MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY",
-              "TP", "EP", "PP", "STREAMING", "MODE", "SBATCH_TIMELIMIT", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
-              "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
-              "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "STAGE_PATH", "GPU_TYPE",
-              "LLMB_INSTALL", "SLURM_JOB_ID", "HF_TOKEN", "SBATCH_SEGMENT_SIZE")
+# Whatever a developer's shell exports, tests start from a clean slate: every knob the workload declares and
+# every variable the host reads (read from the registries, so a new knob is cleared without touching this file).
+_KNOB_VARS = (*DeepSeekR1Workload.knobs, *HOST_VARIABLES, "HF_TOKEN")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and every process it starts from os.environ) runs without the caller's knobs."""
+    for var in _KNOB_VARS:
+        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture
@@ -32,8 +39,6 @@ def install_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def llmb_env(monkeypatch: pytest.MonkeyPatch, install_dir: Path, tmp_path: Path) -> Path:
     """A clean environment with LLMB_INSTALL set, run from an empty working directory."""
-    for var in _KNOB_VARS:
-        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LLMB_INSTALL", str(install_dir))
     workdir = tmp_path / "cwd"
     workdir.mkdir()

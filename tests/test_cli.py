@@ -135,7 +135,6 @@ def test_text_dry_run_shows_slurm_container_command_and_yaml(run_cli, monkeypatc
     (["-s", "70b"], "model size '70b' is not available"),
     (["--dtype", "fp8"], "dtype 'fp8' is not available"),
     (["--scale", "6"], "scale 6 is not available"),
-    (["--scale", "four"], "invalid int value: 'four'"),
 ])
 def test_validation_errors_exit_1(run_cli, args, message):
     argv = list(RUN_ARGS)
@@ -144,6 +143,16 @@ def test_validation_errors_exit_1(run_cli, args, message):
     code, out, err = run_cli(*argv, "--dry-run")
     assert code == 1
     assert message in err and err.count("\n") == 1 and out == ""
+
+
+def test_usage_errors_exit_2_as_llmb_run_does(run_cli):
+    """argparse's own usage errors keep their exit 2 (NVIDIA's llmb-run 1.15 is click-based: also 2)."""
+    argv = list(RUN_ARGS)
+    argv[argv.index("--scale") + 1] = "four"
+    code, out, err = run_cli(*argv, "--dry-run")
+    assert code == 2 and "invalid int value: 'four'" in err and err.startswith("usage: llmb-run single")
+    code, out, err = run_cli("no-such-command")
+    assert code == 2 and "invalid choice: 'no-such-command'" in err
 
 
 def test_validation_order_gpu_type_before_model_size(run_cli, monkeypatch):

@@ -52,7 +52,7 @@ def test_explicit_vocabulary_seed_stdev_and_force(tmp_path: Path, capsys: pytest
     assert "(OSL 4, ids in [0, 300), no EOS 2,9)" in capsys.readouterr().out
 
 
-def test_validate_reports_the_bad_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_validate_reports_the_bad_line_and_exit_4(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "d.txt"
     assert main_prepare_dataset(["--isl", "8", "--osl", "2", "--num-requests", "5", "--vocab-size", "100",
                                  "--eos-id", "1", "--output", str(out)]) == 0
@@ -60,22 +60,18 @@ def test_validate_reports_the_bad_line_and_exit_1(tmp_path: Path, capsys: pytest
     lines[3] = lines[3].replace('"input_ids":[', '"input_ids":[1,', 1)
     out.write_text("".join(lines))
     capsys.readouterr()
-    assert main_validate_dataset([str(out)]) == 1
+    assert main_validate_dataset([str(out)]) == 4  # the check ran and the dataset failed it
     err = capsys.readouterr().err
     assert err.strip() == f"{out}: line 4: input_ids has 9 tokens, expected ISL 8"
     assert main_validate_dataset([str(out), "--no-sidecar"]) == 0  # nothing checked but the structure
-    assert main_validate_dataset([str(out), "--no-sidecar", "--vocab-size", "100", "--eos-id", "1"]) == 1
+    assert main_validate_dataset([str(out), "--no-sidecar", "--vocab-size", "100", "--eos-id", "1"]) == 4
 
 
 @pytest.mark.parametrize("argv, needle", [
     (["--isl", "0", "--osl", "1", "--num-requests", "1", "--vocab-size", "9", "--eos-id", "1"],
      "isl must be an integer in [1, 100000000], got 0"),
-    (["--isl", "x", "--osl", "1", "--num-requests", "1", "--vocab-size", "9", "--eos-id", "1"],
-     "argument --isl: invalid int value: 'x'"),
     (["--isl", "1", "--osl", "1", "--num-requests", "1"],
      "give --model-dir DIR, or both --vocab-size N and --eos-id N"),
-    (["--isl", "1", "--osl", "1", "--num-requests", "1", "--vocab-size", "9", "--eos-id", "a,b"],
-     "argument --eos-id: expected a token id or a comma-separated list of ids, got 'a,b'"),
     (["--isl", "1", "--osl", "1", "--num-requests", "1", "--vocab-size", "9", "--eos-id", "9"],
      "eos_id must be an integer in [0, 8], got 9"),
     (["--isl", "1", "--osl", "1", "--num-requests", "1", "--model-dir", "/nonexistent"],
@@ -88,6 +84,19 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Capture
     assert main_prepare_dataset(argv + ["--output", str(tmp_path / "d.txt")]) == 1
     err = capsys.readouterr().err
     assert err == f"error: prepare-dataset: {needle}\n"
+    assert not (tmp_path / "d.txt").exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--isl", "x", "--osl", "1", "--num-requests", "1", "--vocab-size", "9", "--eos-id", "1"],
+     "argument --isl: invalid int value: 'x'"),
+    (["--isl", "1", "--osl", "1", "--num-requests", "1", "--vocab-size", "9", "--eos-id", "a,b"],
+     "argument --eos-id: expected a token id or a comma-separated list of ids, got 'a,b'"),
+])
+def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], needle: str) -> None:
+    assert main_prepare_dataset(argv + ["--output", str(tmp_path / "d.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m llmb_plugin_deepseek_r1 prepare-dataset") and needle in err
     assert not (tmp_path / "d.txt").exists()
 
 

@@ -32,7 +32,8 @@ def run(install: Path, expect_failure: bool = False, **extra: str) -> tuple[dict
 def test_valid_run_writes_result_logs_yaml_and_status(tmp_path):
     doc, env = run(tmp_path)
     assert doc["verdict"] == {"status": "VALID", "reasons": [], "classification": None, "remedy": None,
-                              "failure_line": None, "node": None, "rank": None}
+                              "failure_line": None, "failure_lineno": None, "rank": None, "node": None,
+                              "caveats": []}
     assert doc["job_id"] == "4242" and doc["use_case"] == "chat"
     assert doc["asked"]["isl"] == 64 and doc["asked"]["num_requests"] == 20
     measured = doc["measured"]
@@ -209,8 +210,8 @@ def test_sigterm_kills_the_benchmark_and_records_a_cancelled_result(tmp_path):
 
     environ = job_environ(tmp_path, FAKE_TRTLLM_DELAY="120")
     code = ("import os, sys; sys.path.insert(0, %r); from jobkit import specs_for; "
-            "from llmb_plugin_deepseek_r1.job.run import run_job; "
-            "run_job(specs_for(dict(os.environ)), dict(os.environ))") % str(REPO / "tests")
+            "from llmb_plugin_deepseek_r1.job.entry import run_job_body; "
+            "run_job_body(tuple(specs_for(dict(os.environ))), dict(os.environ))") % str(REPO / "tests")
     proc = subprocess.Popen([sys.executable, "-c", code], env=environ, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:  # the job prints this line just before it starts the benchmark

@@ -4,6 +4,7 @@ directory on sys.path, and a broken plugin that must not take the host down."""
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import json
 import subprocess
 import textwrap
@@ -11,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, python_env
+from conftest import PYTHON, REPO, python_env
 from llmb_plugin_deepseek_r1.host import hookimpl
-from llmb_plugin_deepseek_r1.host.contract import JobPlan, SlurmParams
+from llmb_plugin_deepseek_r1.host.contract import JobPlan, SlurmParams, Workload
 from llmb_plugin_deepseek_r1.host.plugins import load_registry
 
 TOY_PLUGIN = textwrap.dedent('''
     """A toy workload: proves the host knows workloads only through the contract."""
     from llmb_plugin_deepseek_r1.host import hookimpl
-    from llmb_plugin_deepseek_r1.host.contract import JobPlan, SlurmParams
+    from llmb_plugin_deepseek_r1.host.contract import JobPlan, SlurmParams, Workload
 
 
-    class Toy:
+    class Toy(Workload):
         key = "training_toy"
         metadata = {"general": {"description": "toy workload"},
                     "run": {"gpu_configs": {"gb200": {"model_configs": [
@@ -50,7 +51,7 @@ def make_dist(site: Path, name: str, module_source: str, entry: str) -> None:
 
 
 def run_host(site: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = python_env(LLMB_INSTALL=str(tmp_path), PYTHONPATH=str(site))
+    env = python_env(LLMB_INSTALL=str(tmp_path), PYTHONPATH=os.pathsep.join([str(site), str(REPO)]))
     return subprocess.run([PYTHON, "-m", "llmb_plugin_deepseek_r1.host.cli", *args], env=env,
                           capture_output=True, text=True, cwd=tmp_path)
 
@@ -94,14 +95,14 @@ def test_broken_plugin_is_reported_not_fatal(tmp_path):
     assert done.returncode == 0, done.stderr
     done = run_host(site, tmp_path, "single", "-w", "training_broken", "-s", "1b", "--dtype", "bf16",
                     "--scale", "1", "--dry-run")
-    assert done.returncode == 2  # its workload cannot be told apart from a typo: a system error naming the plugin
+    assert done.returncode == 3  # its workload cannot be told apart from a typo: a system error naming the plugin
     assert "plugins that failed to load: broken (ImportError: needs libfoo)" in done.stderr
 
 
 class _FixturePlugin:
     """Registered the way simonw/llm tests register plugins: an object with hook implementations."""
 
-    class Work:
+    class Work(Workload):
         key = "inference_fixture"
         metadata = {"run": {"gpu_configs": {"gb200": {"model_configs": [
             {"model_size": "7b", "dtypes": ["fp8"], "scales": [4], "exact_scales": True}]}}}}
@@ -126,3 +127,20 @@ def test_fixture_registered_plugin_and_duplicates():
 
     registry = load_registry([_FixturePlugin(), Twice()], entry_points=False)
     assert len(registry.broken) == 1 and "registered twice" in registry.broken[0].error
+
+
+def test_an_object_that_is_not_a_workload_is_refused_by_name():
+    class NotAWorkload:
+        key = "inference_plain"
+
+        def plan(self, request):
+            return []
+
+    class Plugin:
+        @hookimpl
+        def llmb_register_workloads(self, register):
+            register(NotAWorkload())
+
+    registry = load_registry([Plugin()], entry_points=False)
+    assert registry.workloads == {} and "does not derive from" in registry.broken[0].error
+

@@ -229,7 +229,7 @@ def test_report_json_mapping(tmp_path: Path) -> None:
     }
     assert rep.percentiles["ttft_ms"] == {"p50": 10.0, "p90": 11.0, "p95": 12.0, "p99": 13.0, "min": 9.0,
                                           "max": 14.0, "avg": 10.5}
-    assert rep.world == {"tp": 4, "pp": 1, "ep": 4, "max_batch_size": 384, "max_num_tokens": 6000,
+    assert rep.world == {"tp": 4, "pp": 1, "ep": 4, "world_size": 4, "max_batch_size": 384, "max_num_tokens": 6000,
                          "scheduling_policy": "GUARANTEED_NO_EVICT", "kv_cache_fraction": 0.85}
     assert rep.request_details["num_requests"] == 7680 and rep.engine["trtllm_version"] == "1.0.0rc1"
     assert rep.dataset["num_sequences"] == 7680 and rep.dataset["isl"]["avg"] == 10.5
@@ -258,7 +258,7 @@ def test_report_json_without_streaming_and_broken_files(tmp_path: Path) -> None:
     ("RuntimeError: CUDA error: out of memory", "oom", "runtime"),
     ("RuntimeError: Executor creation failed with NCCL error: unhandled cuda error", "nccl", None),
     ("All nodes which are allocated for this job are already filled.", "launch_error", None),
-    ("ValueError: Model is a file or directory, please provide a model name.", "launch_error", None),
+    ("ValueError: Model is a file or directory, please provide a model name.", "launch_error", "model name"),
     ("KeyError: 'task_id'", "dataset_error", None),
     ("KeyError: 'output_tokens'", "dataset_error", None),
     ("json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)", "dataset_error", None),
@@ -317,13 +317,13 @@ def test_parse_log_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_parse_log_incomplete_and_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main_parse_log([str(FIXTURES / "truncated_overview.txt")]) == 1
+    assert main_parse_log([str(FIXTURES / "truncated_overview.txt")]) == 4  # parsed, but no complete report
     captured = capsys.readouterr()
     assert "INCOMPLETE" in captured.out and "Average time-per-output-token row" in captured.err
     out, err = tmp_path / "job.out", tmp_path / "job.err"
     out.write_text("[TRT-LLM] [I] Setting up throughput benchmark.\n")
     err.write_text("RuntimeError: Executor creation failed due to insufficient GPU memory.\n")
-    assert main_parse_log([str(out), str(err), "--json"]) == 1
+    assert main_parse_log([str(out), str(err), "--json"]) == 4
     data = json.loads(capsys.readouterr().out)
     assert data["report"] is None and data["failure"]["category"] == "oom"
     assert data["failure"]["detail"] == "startup" and data["failure"]["remedy"] == OOM_REMEDY

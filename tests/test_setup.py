@@ -145,7 +145,6 @@ def test_arch_defaults_to_aarch64_on_gb200_else_this_machine() -> None:
     ({}, ["--slurm"], "--slurm needs a CPU partition: pass --partition NAME or set slurm.cpu_partition"),
     ({"SLURM_JOB_ID": "77"}, ["--slurm", "--partition", "cpu"], "--slurm is not valid inside a Slurm job"),
     ({}, ["--workers", "0"], "--workers 0 is not valid"),
-    ({}, ["--no-such-option"], "unrecognized arguments: --no-such-option"),
 ])
 def test_bad_environment_or_option_is_exit_1_with_one_line(offline, monkeypatch, capsys, env_change, args,
                                                            message) -> None:
@@ -174,11 +173,19 @@ def test_manual_install_warns_without_a_venv_but_does_not_fail(offline, monkeypa
     assert run_json(capsys, "--steps", "layout")[1]["warnings"] == []
 
 
+def test_an_unknown_option_is_a_usage_error_exit_2(offline, capsys) -> None:
+    assert main(["--no-such-option"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: setup.sh") and "unrecognized arguments: --no-such-option" in err
+    assert not offline["install"].exists()
+
+
 def test_help_documents_manual_install_and_exit_codes(capsys) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "MANUAL_INSTALL" in out and "the installer sets it to false" in out and "--slurm" in out
-    assert "exit codes: 0 everything done or skipped, 1 bad option or configuration, 2 a step failed" in out
+    assert "exit codes: 0 everything done or skipped, 1 bad option value or configuration, 2 usage error" in out
+    assert "4 a step failed or is incomplete" in out
 
 
 # ---- whole runs ------------------------------------------------------------------------------------------------
@@ -274,7 +281,7 @@ def test_a_failing_layout_stops_the_other_steps(offline, capsys) -> None:
     offline["install"].mkdir()
     (offline["install"] / "images").write_text("a file where a directory belongs")
     code, doc = run_json(capsys)
-    assert code == 2
+    assert code == 4
     assert statuses(doc) == {"layout": "failed", "weights": "incomplete", "image": "incomplete",
                              "datasets": "incomplete"}
     assert doc["steps"][0]["detail"] == f"{offline['install'] / 'images'} exists but is not a directory"

@@ -116,7 +116,7 @@ def test_missing_enroot_says_what_to_do_and_the_other_steps_go_on(site) -> None:
     assert shutil.which("enroot", path=env["PATH"]) is None
     proc = run_setup(env, cwd=site["tmp"])
     doc = json.loads(proc.stdout)
-    assert proc.returncode == 2
+    assert proc.returncode == 4
     assert statuses(doc) == {"layout": "done", "weights": "failed", "image": "incomplete", "datasets": "done"}
     image = doc["steps"][2]
     assert image["detail"] == "enroot is not installed here (not on PATH); the image was not imported"
@@ -135,7 +135,7 @@ def test_missing_enroot_says_what_to_do_and_the_other_steps_go_on(site) -> None:
 def test_a_failed_import_leaves_nothing_behind(site, control, detail) -> None:
     proc = run_setup(dict(site["env"], **control), "--steps", "layout,image", cwd=site["tmp"])
     doc = json.loads(proc.stdout)
-    assert proc.returncode == 2 and statuses(doc) == {"layout": "done", "image": "failed"}
+    assert proc.returncode == 4 and statuses(doc) == {"layout": "done", "image": "failed"}
     assert doc["steps"][1]["detail"].startswith(detail)
     assert not site["image"].exists() and partials(site["image"].parent) == []
 
@@ -145,7 +145,7 @@ def test_an_existing_invalid_image_is_reported_and_kept(site) -> None:
     site["image"].write_bytes(b"hsqs" + b"\0" * 200)  # a cut-off image someone copied in
     proc = run_setup(site["env"], "--steps", "image", cwd=site["tmp"])
     doc = json.loads(proc.stdout)
-    assert proc.returncode == 2 and statuses(doc) == {"image": "failed"}
+    assert proc.returncode == 4 and statuses(doc) == {"image": "failed"}
     assert "exists but is not a valid squashfs" in doc["steps"][0]["detail"]
     assert doc["steps"][0]["remedy"][0].startswith("move it aside and rerun (setup never deletes it): mv ")
     assert site["image"].read_bytes() == b"hsqs" + b"\0" * 200
@@ -181,7 +181,7 @@ def test_a_lock_held_too_long_fails_the_step(site) -> None:
     finally:
         os.close(holder)
     doc = json.loads(proc.stdout)
-    assert proc.returncode == 2 and statuses(doc) == {"image": "failed"}
+    assert proc.returncode == 4 and statuses(doc) == {"image": "failed"}
     assert doc["steps"][0]["detail"].startswith("another setup is importing this image: ")
     assert enroot_calls(site["log"]) == []
 
@@ -227,7 +227,7 @@ def test_sigterm_mid_import_cleans_up_and_reports_interrupted(site) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     doc = json.loads(out)
-    assert proc.returncode == 2
+    assert proc.returncode == 4
     assert statuses(doc) == {"layout": "done", "image": "interrupted", "datasets": "incomplete"}
     assert partials(site["image"].parent) == [] and not site["image"].exists()
     assert lock_is_free(site["lock"])

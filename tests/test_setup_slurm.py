@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from llmb_plugin_deepseek_r1.setup.slurm import sbatch_environment
+from conftest import LLMB_RUN
 from slurm_cluster import sacct_record, wait_sacct_state, wait_until
 from test_setup_support import IMAGE_NAME, make_hf_cache, run_setup, setup_env, statuses
 
@@ -28,9 +30,11 @@ def test_dry_run_with_slurm_shows_the_job_it_would_submit(tmp_path: Path) -> Non
     doc = json.loads(proc.stdout)
     assert proc.returncode == 0, proc.stderr
     assert statuses(doc) == {"layout": "planned", "weights": "planned", "image": "planned", "datasets": "planned"}
+    # The host's own submission parameters: the setup job goes through the same code as benchmark jobs.
     assert doc["slurm"]["would_submit"] == {"job_name": "inference_deepseek-r1_setup", "partition": "cpu",
-                                            "time": 120, "nodes": 1, "ntasks_per_node": 1, "cpus_per_task": 8,
-                                            "use_srun": False, "account": "llmb"}
+                                            "time": 120, "nodes": 1, "ntasks_per_node": 1, "use_srun": False,
+                                            "signal_delay_s": 60, "account": "llmb",
+                                            "additional_parameters": {"cpus_per_task": "8"}}
     assert all(s["detail"].startswith("[in a Slurm job on partition cpu] ") for s in doc["steps"][1:])
     assert not (tmp_path / "install").exists()
 
@@ -53,7 +57,12 @@ def test_heavy_steps_run_as_a_cpu_job_and_a_waited_rerun_skips_them(slurm_cluste
     job_id = doc["slurm"]["slurm_job_id"]
     assert f"follow it with: tail -f {doc['slurm']['log']}" in proc.stderr
     assert doc["next"].startswith("wait for the setup job (see above), then: USE_CASES=reasoning:1000/1000 llmb-run")
-    record = wait_sacct_state(job_id, "COMPLETED", timeout=60)
+    listed = subprocess.run([LLMB_RUN, "jobs", "list", "--json"], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert {"job_id": job_id, "name": "inference_deepseek-r1_setup"}.items() <= \
+        next(j for j in json.loads(listed.stdout) if j["job_id"] == job_id).items()
+    record = wait_sacct_state(job_id, "COMPLETED", timeout=180)
     assert record["Partition"] == slurm_cluster.cpu_partition and record["Account"] == slurm_cluster.account
     wdir = install / "workloads" / WORKLOAD
     assert (install / "images" / IMAGE_NAME).is_file() and (wdir / "DeepSeek-R1-FP4" / ".llmb-manifest.json").is_file()

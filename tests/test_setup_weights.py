@@ -80,7 +80,7 @@ def test_a_partial_folder_is_reported_and_completed_keeping_the_users_files(site
 
 def test_offline_without_the_model_in_the_cache_fails_with_a_remedy(site, capsys) -> None:
     code, step = weights(capsys)
-    assert code == 2 and step["status"] == "failed"
+    assert code == 4 and step["status"] == "failed"
     assert step["detail"].startswith(f"offline (HF_HUB_OFFLINE) and nvidia/DeepSeek-R1-FP4 is not complete in the "
                                      f"Hugging Face cache {site['hf'] / 'hub'}: ")
     assert step["remedy"][0] == ("unset HF_HUB_OFFLINE where the hub is reachable, or fill the cache first: "
@@ -136,7 +136,7 @@ def test_an_existing_git_clone_is_accepted_as_it_is(site, capsys) -> None:
     assert not (model / ".llmb-manifest.json").exists()
     (model / "model-00002-of-00002.safetensors").unlink()
     code, step = weights(capsys)
-    assert code == 2 and step["status"] == "failed"
+    assert code == 4 and step["status"] == "failed"
     assert step["detail"].endswith("setup does not download into a clone")
     assert any("git" in line for line in step["remedy"])
 
@@ -284,7 +284,7 @@ def test_hub_refusals_fail_the_step_with_what_to_do(tmp_path: Path, status, deta
     with FakeHub(checkpoint_files(tmp_path), info_errors=(status,) * 6) as hub:
         proc = run_setup(_online_env(tmp_path, hub), "--steps", "weights", cwd=tmp_path)
     step = json.loads(proc.stdout)["steps"][0]
-    assert proc.returncode == 2 and step["status"] == "failed"
+    assert proc.returncode == 4 and step["status"] == "failed"
     assert step["detail"].startswith(detail) and step["remedy"][0].startswith(remedy)
     assert not any("/resolve/" in r[1] for r in hub.requests)
 

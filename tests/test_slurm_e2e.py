@@ -107,7 +107,7 @@ def test_benchmark_killed_mid_run_fails_with_logs_kept(slurm_cluster, tmp_path):
     assert result["verdict"]["status"] == "FAILED"
     assert "DATASET DETAILS" in out.read_text() and out.with_suffix(".err").exists()
     waited = llmb(env, "jobs", "wait", job["job_id"], "--timeout", "30")
-    assert waited.returncode == 1 and "FAILED" in waited.stdout
+    assert waited.returncode == 4 and "FAILED" in waited.stdout  # the benchmark failed
 
 
 def test_concurrent_jobs_never_overwrite_each_other(slurm_cluster, tmp_path):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.planning.spec import RunSpec, image_file_name
+from llmb_plugin_deepseek_r1.paths import image_file_name
+from llmb_plugin_deepseek_r1.planning.spec import RunSpec
 from llmb_plugin_deepseek_r1.planning.trtllm import bench_argv, cuda_graph_batch_sizes, extra_llm_api_options
 from llmb_plugin_deepseek_r1.planning.versions import trtllm_version_from_image, yaml_generation
 

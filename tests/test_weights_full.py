@@ -12,12 +12,8 @@ from pathlib import Path
 import pytest
 from weights_fixtures import lfs_pointer_text, make_checkpoint, sha256_file
 
-from llmb_plugin_deepseek_r1.weights import (
-    MANIFEST_NAME,
-    check_weights,
-    read_manifest_file,
-    write_manifest,
-)
+from llmb_plugin_deepseek_r1.weights import check_weights, write_manifest
+from llmb_plugin_deepseek_r1.weights.manifest import MANIFEST_NAME, read_manifest_file
 from llmb_plugin_deepseek_r1.weights.hashing import VerifyCache, hash_file, hash_many
 from llmb_plugin_deepseek_r1.weights.manifest import manifest_paths
 

@@ -27,7 +27,6 @@ from .model import (
     ValidationResult,
     check_int,
     eos_tuple,
-    keep_freed_memory,
     normalize_eos,
 )
 
@@ -251,7 +250,6 @@ def validate_dataset(path: Path, *, isl: int | None = None, osl: int | None = No
     path = Path(path)
     expect = make_expect(isl, osl, num_requests, vocab_size, eos_id)
     checker = _Checker(expect)
-    keep_freed_memory()
     count = 0
     try:
         with open(path, "rb") as handle:

@@ -1,6 +1,6 @@
 """Command lines ``prepare-dataset`` and ``validate-dataset`` (argument parsing and printing only).
 
-Exit codes follow the launcher family: 0 success, 1 bad input or an invalid/unusable dataset, 2 system error.
+Exit codes: README's table (0 success, 1 bad input, 2 usage, 3 system error, 4 the dataset checked is not valid).
 Every error is one line on stderr naming the bad value and what is accepted.
 """
 
@@ -10,7 +10,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+from llmb_plugin_deepseek_r1.host import errors
+from llmb_plugin_deepseek_r1.tuning import bulk_work
+from llmb_plugin_deepseek_r1.host.errors import ValidationError
 
 from .store import (
     DatasetError,
@@ -22,17 +26,6 @@ from .store import (
     validate_dataset,
 )
 from .model import DEFAULT_SEED, eos_tuple
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line (exit 1) instead of usage text (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
 
 
 def _eos_list(text: str) -> tuple[int, ...]:
@@ -55,29 +48,25 @@ def _vocab_options(parser: argparse.ArgumentParser) -> None:
 def _vocab(args: argparse.Namespace, required: bool) -> tuple[int | None, Any]:
     explicit = args.vocab_size is not None or args.eos_id is not None
     if args.model_dir is not None and explicit:
-        raise _UsageError("give either --model-dir or --vocab-size/--eos-id, not both")
+        raise ValidationError("give either --model-dir or --vocab-size/--eos-id, not both")
     if args.model_dir is not None:
         return read_vocab(args.model_dir)
     if required and (args.vocab_size is None or args.eos_id is None):
-        raise _UsageError("give --model-dir DIR, or both --vocab-size N and --eos-id N")
+        raise ValidationError("give --model-dir DIR, or both --vocab-size N and --eos-id N")
     return args.vocab_size, args.eos_id
 
 
 def _run(name: str, parser: argparse.ArgumentParser, argv: list[str] | None, body: Any) -> int:
+    args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     try:
-        return body(parser.parse_args(sys.argv[2:] if argv is None else argv))
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    except (_UsageError, DatasetError) as exc:
-        print(f"error: {name}: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"error: {name}: {exc}", file=sys.stderr)
-        return 2
+        with bulk_work(numpy=True):
+            return body(args)
+    except (DatasetError, ValidationError) as exc:  # a dataset named by the user that cannot be used: invalid input
+        raise ValidationError(f"{name}: {exc}") from None
 
 
 def _prepare_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m llmb_plugin_deepseek_r1 prepare-dataset",
+    parser = argparse.ArgumentParser(prog="python -m llmb_plugin_deepseek_r1 prepare-dataset",
                      description="Write a synthetic trtllm-bench dataset (JSON Lines) and its .meta.json sidecar; "
                                  "an existing dataset that fits is reused.")
     parser.add_argument("--isl", type=int, required=True, help="input tokens per request (mean with --stdev-in)")
@@ -110,7 +99,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _validate_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m llmb_plugin_deepseek_r1 validate-dataset",
+    parser = argparse.ArgumentParser(prog="python -m llmb_plugin_deepseek_r1 validate-dataset",
                      description="Check a trtllm-bench dataset; checks not given on the command line are taken "
                                  "from the dataset's .meta.json sidecar when there is one.")
     parser.add_argument("dataset", type=Path, help="dataset file (JSON Lines)")
@@ -139,15 +128,17 @@ def _validate(args: argparse.Namespace) -> int:
             expect = {key: known[key] if value is None else value for key, value in expect.items()}
     result = validate_dataset(args.dataset, **expect)
     print(result.message, file=sys.stdout if result.ok else sys.stderr)
-    return 0 if result.ok else 1
+    return errors.EXIT_OK if result.ok else errors.EXIT_BENCHMARK_FAILED
 
 
+@errors.command
 def main_prepare_dataset(argv: list[str] | None = None) -> int:
     """``prepare-dataset --isl N --osl N --num-requests N (--model-dir DIR | --vocab-size N --eos-id N)
     [--seed N] [--stdev-in X --stdev-out X] --output FILE [--force] [--verify]``."""
     return _run("prepare-dataset", _prepare_parser(), argv, _prepare)
 
 
+@errors.command
 def main_validate_dataset(argv: list[str] | None = None) -> int:
     """``validate-dataset FILE [--isl N] [--osl N] [--num-requests N] [--model-dir DIR | --vocab-size N
     --eos-id N] [--no-sidecar]``."""

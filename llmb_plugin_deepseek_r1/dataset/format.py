@@ -21,18 +21,15 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
-import sys
-import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 
-from .model import MAX_TOKENS, DatasetRequest, keep_freed_memory
+from .model import MAX_TOKENS, DatasetRequest
 
 PREFIX = b'{"task_id":%d,"input_ids":['
 SUFFIX = b'],"output_tokens":%d}\n'
@@ -209,28 +206,6 @@ def default_workers() -> int:
     return 1 if cpus <= 2 else 2
 
 
-_switch_lock = threading.Lock()
-_switch_users = [0, 0.0]  # writers running, interval before the first of them
-
-
-@contextmanager
-def _short_switch_interval(seconds: float = 2e-4) -> Iterator[None]:
-    """Let threads that finished GIL-free work (draws, sha256, write) resume soon after a ``translate`` instead
-    of after the default 5 ms; without it the pipeline barely overlaps. The last writer to finish restores it."""
-    with _switch_lock:
-        if _switch_users[0] == 0:
-            _switch_users[1] = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_users[1], seconds))
-        _switch_users[0] += 1
-    try:
-        yield
-    finally:
-        with _switch_lock:
-            _switch_users[0] -= 1
-            if _switch_users[0] == 0:
-                sys.setswitchinterval(_switch_users[1])
-
-
 def write_requests(out: BinaryIO, req: DatasetRequest, chunk_slots: int = CHUNK_SLOTS,
                    workers: int | None = None) -> WriteStats:
     """Write the whole dataset to ``out``.
@@ -239,7 +214,6 @@ def write_requests(out: BinaryIO, req: DatasetRequest, chunk_slots: int = CHUNK_
     writes the results in order; random draws, ``take``, sha256 and ``write`` release the GIL, so they overlap.
     At most ``workers + 1`` chunks are alive at a time. The bytes do not depend on ``chunk_slots``/``workers``.
     """
-    keep_freed_memory()
     table = token_table(req.vocab_size, req.eos_ids)
     workers = workers or default_workers()
     formatters: queue.SimpleQueue[ChunkFormatter] = queue.SimpleQueue()
@@ -264,7 +238,7 @@ def write_requests(out: BinaryIO, req: DatasetRequest, chunk_slots: int = CHUNK_
         out.write(data)
         size += len(data)
 
-    with _short_switch_interval(), ThreadPoolExecutor(workers, thread_name_prefix="dataset-format") as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix="dataset-format") as pool:
         try:
             for chunk in iter_draws(req, table.n, chunk_slots):
                 total_in += int(chunk.isl.sum())

@@ -24,21 +24,6 @@ MAX_TOKENS = 100_000_000
 MAX_REQUESTS = 1_000_000_000_000
 
 
-def keep_freed_memory() -> None:
-    """Let glibc keep freed numpy temporaries for reuse instead of returning them to the system.
-
-    By default glibc serves blocks above 128 KiB with fresh mappings and trims the heap top above 128 KiB, so a
-    loop of 1-4 MB numpy temporaries takes a page fault for every 4 KiB it touches (2 million faults, seconds of
-    system time, when validating a 378 MB dataset). Freeing one 24 MiB block raises glibc's dynamic thresholds
-    (mmap 24 MiB, trim 48 MiB) for the rest of the process, as any program that once used such a buffer does;
-    with other allocators this is a no-op.
-    """
-    import numpy as np
-
-    block = np.empty(24 << 20, dtype=np.uint8)
-    del block
-
-
 class DatasetError(ValueError):
     """A bad dataset request, an unusable dataset file or directory; the message is one line for the user."""
 

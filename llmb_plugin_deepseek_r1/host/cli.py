@@ -1,4 +1,4 @@
-"""`llmb-run`: argument parsing and dispatch only. Exit codes: 0 ok, 1 validation/configuration, 2 system."""
+"""`llmb-run`: argument parsing and dispatch only. Exit codes: :mod:`.errors` (README's table)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .contract import RunRequest
-from .errors import LlmbError, ValidationError
+from . import errors
+from .contract import Workload
+from .errors import ValidationError
 from .plugins import Registry, shared_registry as _registry
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is a one-line validation error (exit 1), as llmb-run users expect."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ValidationError(f"{self.prog}: {message}")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -59,8 +54,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, later_spelling: bool)
 
 
 def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="llmb-run", description="Launch LLM benchmark workloads on Slurm.")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="llmb-run", description="Launch LLM benchmark workloads on Slurm.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     p = sub.add_parser("list", help="list installed workloads and what they support")
@@ -121,7 +116,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def build_request(args: argparse.Namespace, environ: dict[str, str] | None = None,
-                  cwd: Path | None = None) -> tuple[Any, RunRequest]:
+                  cwd: Path | None = None) -> tuple[Workload, RunRequest]:
     """Command line + environment -> (workload, validated RunRequest)."""
     from .cluster import resolve_context
     from .validate import validate_request
@@ -149,10 +144,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not plans:
         raise ValidationError(f"{workload.key}: the request resolved to zero jobs; nothing to do")
     if args.verbose:
-        from .render import redact_env, scrub
+        from .render import scrub
 
-        knobs = dict(plans[0].record.get("knobs", {}))
-        print(scrub(f"knobs set: {json.dumps(redact_env(knobs), sort_keys=True)}", request.env), file=sys.stderr)
+        record = json.dumps(dict(plans[0].record), sort_keys=True, default=str)
+        print(scrub(f"recorded with each job: {record}", request.env), file=sys.stderr)
         print(f"install: {request.install_dir}; gpu type: {request.gpu_type}; {len(plans)} job(s)", file=sys.stderr)
     if args.dry_run:
         print(plans_json(request, plans) if args.json else plans_text(request, plans))
@@ -160,9 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .submit import refuse_nested, submit_and_report
 
     refuse_nested(request.env, args.allow_nested)
-    check = getattr(workload, "check_before_submit", None)
-    if check is not None and not args.no_preflight:
-        problems = list(check(request, plans))
+    if not args.no_preflight:
+        problems = list(workload.check_before_submit(request, plans))
         if problems:
             for problem in problems:
                 print(f"error: {problem}", file=sys.stderr)
@@ -171,31 +165,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return submit_and_report(workload, request, plans, args)
 
 
+@errors.command
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        needs_plugins = not argv or argv[0] not in ("--help", "-h")
-        parser = build_parser(_registry() if needs_plugins else None)
-        from .commands import DELEGATED, split_delegated
+    needs_plugins = not argv or argv[0] not in ("--help", "-h")
+    parser = build_parser(_registry() if needs_plugins else None)
+    from .commands import DELEGATED, split_delegated
 
-        if argv and argv[0] in DELEGATED:  # the workload parses its own options, in their original order
-            args = split_delegated(argv)
-        else:
-            args = parser.parse_args(argv)
-        return int(args.handler(args) or 0)
-    except LlmbError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception:  # an unexpected failure is a system error (2), never mistaken for bad input (1)
-        import traceback
-
-        traceback.print_exc()
-        return 2
+    if argv and argv[0] in DELEGATED:  # the workload parses its own options, in their original order
+        args = split_delegated(argv)
+    else:
+        args = parser.parse_args(argv)
+    return int(args.handler(args) or 0)
 
 
 if __name__ == "__main__":

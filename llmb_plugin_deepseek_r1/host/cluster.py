@@ -10,6 +10,8 @@ from typing import Any, Mapping
 from .errors import ConfigError
 
 DEFAULT_GPU_TYPE = "gb200"
+# The environment variables the host itself reads (a workload declares its own: Workload.knobs).
+HOST_VARIABLES = ("LLMB_INSTALL", "STAGE_PATH", "GPU_TYPE", "LLMB_EXECUTOR", "SLURM_JOB_ID")
 CONFIG_NAME = "cluster_config.yaml"
 
 

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import ValidationError
+from .contract import COMMANDS
+from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, ValidationError
 
 
 def _install_dir() -> Path:
@@ -47,7 +48,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         results = tracking.result_summaries(install, record) if state in tracking.TERMINAL else []
         if args.json:
             print(json.dumps({"job_id": args.job_id, "state": state, "source": source, "record": record,
-                              "results": results}, indent=2, default=str))
+                              "results": [dict(s.details) for s in results]}, indent=2, default=str))
         else:
             print(f"state from {source}; submitted as: {record['command_line']}")
             print(tracking.format_summary(args.job_id, state, results))
@@ -55,14 +56,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.action == "wait":
         state = tracking.wait_for(install, record, args.timeout or tracking.default_timeout(record))
         print(tracking.format_summary(args.job_id, state, tracking.result_summaries(install, record)))
-        return 0 if state == "COMPLETED" else 1
+        return EXIT_OK if state == "COMPLETED" else EXIT_BENCHMARK_FAILED
     if args.action == "cancel":
         tracking.cancel(install, record)
         print(f"cancel requested for {args.job_id}")
         return 0
-    if args.action == "log":
-        return _print_log(install, record, args)
-    return 1
+    return _print_log(install, record, args)
 
 
 def _print_log(install: Path, record: dict, args: argparse.Namespace) -> int:
@@ -90,7 +89,7 @@ def _print_log(install: Path, record: dict, args: argparse.Namespace) -> int:
         time.sleep(1.0)
 
 
-DELEGATED = ("setup", "verify", "results", "archive")
+DELEGATED = COMMANDS
 
 
 def split_delegated(argv: list[str]) -> argparse.Namespace:
@@ -119,19 +118,16 @@ def _delegate(method: str, args: argparse.Namespace) -> int:
 
     registry = _registry()
     if args.workload is None:
-        offering = sorted(k for k, w in registry.workloads.items() if hasattr(w, method))
+        offering = sorted(k for k, w in registry.workloads.items() if method in w.commands)
         if len(offering) != 1:
             raise ValidationError(f"choose a workload with -w; offering `{method}`: {', '.join(offering) or 'none'}")
         args.workload = offering[0]
     workload = registry.get(args.workload)
-    handler = getattr(workload, method, None)
-    if handler is None:
-        raise ValidationError(f"workload {workload.key} does not provide `{method}`")
     context = resolve_context(os.environ, Path.cwd())
     rest = list(args.rest)
     if rest and rest[0] == "--":
         rest = rest[1:]
-    return int(handler(rest, context) or 0)
+    return workload.run_command(method, rest, context)
 
 
 def add_host_commands(sub: argparse._SubParsersAction) -> None:

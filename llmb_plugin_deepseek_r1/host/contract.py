@@ -1,11 +1,16 @@
-"""Plain data types shared by the host and its workload plugins."""
+"""The contract between the host and its workload plugins: the data types they exchange and the
+:class:`Workload` base class every registered workload derives from (every capability declared, the optional
+ones with a default, so the host never probes with getattr)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from .cluster import ClusterConfig, HostContext
+from .errors import ValidationError
 
 SECRET_WORDS = frozenset({"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "KEY", "APIKEY", "CREDENTIAL",
                           "CREDENTIALS", "AUTH", "PAT", "COOKIE", "PRIVATE"})
@@ -60,7 +65,8 @@ class JobPlan:
     """One Slurm job: its parameters, its container, the use cases it runs and the body that runs them.
 
     ``body`` is a picklable callable run once in the batch step (``body(*body_args)``); ``env`` is the environment
-    the job runs with (it may hold secrets: never print it unredacted).
+    the job runs with (it may hold secrets: never print it unredacted).  ``record`` is what the workload wants kept in
+    the job's record (e.g. the knobs set); the host stores it as it is and never reads its fields.
     """
 
     name: str
@@ -82,11 +88,71 @@ class JobPlan:
         }
 
 
-@runtime_checkable
-class Workload(Protocol):
-    """What a plugin registers. ``setup`` and ``verify`` are optional methods."""
+@dataclass(frozen=True)
+class JobSummary:
+    """One line of a job's outcome as the workload tells it (``llmb-run jobs show``, ``--wait``).
 
-    key: str
-    metadata: Mapping[str, Any]
+    ``text`` is printed as it is; ``details`` goes into ``--json`` output. The host reads neither.
+    """
 
-    def plan(self, request: RunRequest) -> list[JobPlan]: ...
+    text: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+COMMANDS = ("setup", "verify", "results", "archive")
+
+
+class Workload:
+    """What a plugin registers: a ``key``, ``metadata`` in the recipe-metadata shape (``general``,
+    ``container``, ``setup``, ``run.gpu_configs``) and ``plan``; the rest is optional, each with a default.
+
+    ``knobs`` lists the environment variables it reads as settings (tests clear them; records keep them).
+    ``commands`` names the host commands (``setup``, ``verify``, ``results``, ``archive``) the workload
+    provides; the host calls them as ``method(argv, context) -> exit code`` only when named there.
+    """
+
+    key: ClassVar[str]
+    commands: ClassVar[frozenset[str]] = frozenset()
+    knobs: ClassVar[tuple[str, ...]] = ()  # every environment variable the workload reads as a setting
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def plan(self, request: RunRequest) -> list[JobPlan]:
+        """The jobs that run ``request`` (pure: the dry run prints them)."""
+        raise NotImplementedError
+
+    def check_before_submit(self, request: RunRequest, plans: list[JobPlan]) -> list[str]:
+        """Problems found on the submitting node, one line each (nothing broken reaches the GPUs)."""
+        return []
+
+    def summarise_job(self, status: Mapping[str, Any]) -> list[JobSummary]:
+        """The outcome of a finished job from its status file (``.llmb/jobs/<id>.json``), one line per result."""
+        return []
+
+    def setup(self, argv: list[str], context: HostContext) -> int:
+        return self._not_provided("setup")
+
+    def verify(self, argv: list[str], context: HostContext) -> int:
+        return self._not_provided("verify")
+
+    def results(self, argv: list[str], context: HostContext) -> int:
+        return self._not_provided("results")
+
+    def archive(self, argv: list[str], context: HostContext) -> int:
+        return self._not_provided("archive")
+
+    def run_command(self, name: str, argv: list[str], context: HostContext) -> int:
+        """Run host command ``name`` (one of :data:`COMMANDS`) of this workload."""
+        handlers = {"setup": self.setup, "verify": self.verify, "results": self.results, "archive": self.archive}
+        if name not in self.commands or name not in handlers:
+            return self._not_provided(name)
+        return int(handlers[name](argv, context) or 0)
+
+    def _not_provided(self, name: str) -> int:
+        raise ValidationError(f"workload {self.key} does not provide `{name}`")
+
+
+__all__ = ["COMMANDS", "ClusterConfig", "HostContext", "JobPlan", "JobSummary", "RunRequest", "SlurmParams",
+           "Workload", "is_secret_name"]

@@ -21,11 +21,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def llmb_register_workloads(register: Callable[[Any], None]) -> None:
     """Call ``register(workload)`` once for each workload the plugin offers (contract 1.0).
 
-    ``workload`` follows :class:`llmb_plugin_deepseek_r1.host.contract.Workload`: a ``key``, ``metadata`` in the
-    recipe-metadata shape (``general``, ``container``, ``setup``, ``run.gpu_configs``), ``plan(request)`` returning
-    job plans, and optionally ``check_before_submit(request, plans) -> list[str]`` (problems found on the submitting
-    node, so that nothing broken reaches the GPUs) and ``setup``/``verify``/``results``/``archive(argv, context)``
-    for the host commands of those names.
+    ``workload`` is an instance of a subclass of :class:`llmb_plugin_deepseek_r1.host.contract.Workload`, which
+    declares every capability: ``key``, ``metadata``, ``plan(request)``, and the optional ones with defaults
+    (``check_before_submit``, ``summarise_job``, and the host commands named in ``commands``). Objects of any
+    other type are refused, and the plugin is listed as broken.
     """
 
 

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 import pluggy
 
 from llmb_plugin_deepseek_r1.host import hookspecs
+from .contract import Workload
 from .errors import HostError, ValidationError
 
 ENTRY_POINT_GROUP = "llmb_run.workloads"
@@ -30,11 +31,11 @@ class Registry:
     """Everything the host knows about installed workloads."""
 
     manager: pluggy.PluginManager
-    workloads: dict[str, Any] = field(default_factory=dict)
+    workloads: dict[str, Workload] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
     broken: list[BrokenPlugin] = field(default_factory=list)
 
-    def get(self, key: str) -> Any:
+    def get(self, key: str) -> Workload:
         """The workload called ``key``, or a ValidationError with close-match suggestions."""
         if key in self.workloads:
             return self.workloads[key]
@@ -60,10 +61,13 @@ def _iter_entry_points() -> Iterable[importlib.metadata.EntryPoint]:
 
 
 def _registrar(registry: Registry, origin: str):
-    def register(workload: Any) -> None:
-        key = getattr(workload, "key", None)
-        if not isinstance(key, str) or not key or not hasattr(workload, "plan"):
-            raise TypeError(f"plugin {origin!r} registered an object without a key and plan(): {workload!r}")
+    def register(workload: Workload) -> None:
+        if not isinstance(workload, Workload):
+            raise TypeError(f"plugin {origin!r} registered {workload!r}, which does not derive from "
+                            f"llmb_plugin_deepseek_r1.host.contract.Workload")
+        key = workload.key
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"plugin {origin!r} registered a workload without a key: {workload!r}")
         if key in registry.workloads:
             raise ValueError(f"workload {key!r} registered twice ({registry.origins[key]} and {origin})")
         registry.workloads[key] = workload

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -19,8 +17,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from llmb_plugin_deepseek_r1.host import records
+from . import slurm
 from .contract import JobPlan, RunRequest
-from .errors import HostError, ValidationError
+from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, SlurmError, ValidationError
 from .render import redact_env
 
 EXECUTORS = ("slurm", "local")
@@ -30,10 +29,10 @@ def choose_executor(requested: str | None, env: Mapping[str, str]) -> str:
     """Slurm when sbatch is reachable, else local; --executor or LLMB_EXECUTOR forces either."""
     choice = (requested or env.get("LLMB_EXECUTOR") or "auto").lower()
     if choice == "auto":
-        return "slurm" if shutil.which("sbatch", path=env.get("PATH")) else "local"
+        return "slurm" if slurm.available(env) else "local"
     if choice not in EXECUTORS:
         raise ValidationError(f"LLMB_EXECUTOR={choice!r} is not valid: expected auto, slurm or local")
-    if choice == "slurm" and not shutil.which("sbatch", path=env.get("PATH")):
+    if choice == "slurm" and not slurm.available(env):
         raise HostError("the Slurm executor was asked for but sbatch is not on PATH")
     return choice
 
@@ -63,16 +62,6 @@ def common_name(names: Sequence[str]) -> str:
     return prefix or names[0]
 
 
-def sbatch_version(env: Mapping[str, str]) -> str | None:
-    """`sbatch --version` ('slurm 22.05.8'), None when it cannot tell."""
-    try:
-        done = subprocess.run(["sbatch", "--version"], capture_output=True, text=True, timeout=30, env=dict(env),
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
 def slurm_parameters(plans: Sequence[JobPlan], segment_supported: bool = True) -> dict[str, Any]:
     """submitit SlurmExecutor parameters for a group of plans (the body runs once, without srun).
 
@@ -83,10 +72,11 @@ def slurm_parameters(plans: Sequence[JobPlan], segment_supported: bool = True) -
         "nodes": first.nodes,
         "ntasks_per_node": first.ntasks_per_node,
         "time": max(p.slurm.time_min for p in plans),
-        "exclusive": first.exclusive,
         "use_srun": False,
         "signal_delay_s": 60,
     }
+    if first.exclusive:
+        params["exclusive"] = True
     for key, value in (("partition", first.partition), ("account", first.account),
                        ("gpus_per_node", first.gpus_per_node)):
         if value is not None:
@@ -123,28 +113,37 @@ def _retarget_tasks(jobs: Sequence[Any], plans: Sequence[JobPlan], array_time: i
         if plan.slurm.time_min != array_time:
             changes.append(f"TimeLimit={plan.slurm.time_min}")
         changes.append(f"JobName={plan.slurm.job_name}")
-        done = subprocess.run(["scontrol", "update", f"JobId={job.job_id}", *changes], capture_output=True,
-                              text=True, check=False)
-        if done.returncode != 0:
-            warnings.append(f"scontrol update {job.job_id} {' '.join(changes)} failed: {done.stderr.strip()}")
+        try:
+            slurm.update_job(str(job.job_id), changes)
+        except SlurmError as exc:
+            warnings.append(f"{exc} ({' '.join(changes)})")
     return warnings
 
 
 def submit_plans(plans: Sequence[JobPlan], request: RunRequest, executor_name: str) -> tuple[list[Submitted],
                                                                                            list[str]]:
-    """Submit every plan; returns the submitted jobs (in plan order) and warnings."""
-    import submitit
+    """Submit every plan of a request; returns the submitted jobs (in plan order) and warnings."""
+    return submit_jobs(plans, records.workload_dir(request.install_dir, request.workload), executor_name)
 
-    folder = records.workload_dir(request.install_dir, request.workload) / records.SUBMITIT_DIR
+
+def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str) -> tuple[list[Submitted],
+                                                                                           list[str]]:
+    """Submit plans of one workload (benchmark jobs, the setup job); each group of alike plans is one array.
+
+    Each job gets exactly its plan's environment (given to sbatch or the local controller, never swapped into
+    this process's ``os.environ``), less the SBATCH_* input variables our own parameters must win over.
+    """
+    from .executors import make_executor
+
+    folder = workload_dir / records.SUBMITIT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     submitted: list[Submitted | None] = [None] * len(plans)
     warnings: list[str] = []
-    saved = dict(os.environ)
     segment_supported = True
     if executor_name == "slurm" and any(p.slurm.segment is not None for p in plans):
         from .layout import sbatch_supports_segment
 
-        version = sbatch_version(plans[0].env)
+        version = slurm.sbatch_version(plans[0].env)
         segment_supported = sbatch_supports_segment(version)
         if not segment_supported:
             warnings.append(f"sbatch ({version or 'version unknown'}) does not know --segment (Slurm 23.11+): "
@@ -152,14 +151,11 @@ def submit_plans(plans: Sequence[JobPlan], request: RunRequest, executor_name: s
     try:
         for group in group_for_arrays(plans):
             group_plans = [plans[i] for i in group]
-            os.environ.clear()
-            os.environ.update(_sbatch_env(group_plans[0]))
+            executor = make_executor(executor_name, folder, _sbatch_env(group_plans[0]))
             if executor_name == "slurm":
-                executor = submitit.SlurmExecutor(folder=folder / "%j", python=sys.executable)
                 params = slurm_parameters(group_plans, segment_supported)
                 executor.update_parameters(**params)
             else:
-                executor = submitit.LocalExecutor(folder=folder / "%j")
                 executor.update_parameters(timeout_min=max(p.slurm.time_min for p in group_plans))
             if len(group_plans) == 1:
                 jobs = [executor.submit(group_plans[0].body, *group_plans[0].body_args)]
@@ -170,27 +166,28 @@ def submit_plans(plans: Sequence[JobPlan], request: RunRequest, executor_name: s
                     warnings += _retarget_tasks(jobs, group_plans, params["time"])
             for index, job in zip(group, jobs):
                 submitted[index] = Submitted(str(job.job_id), plans[index], executor_name, folder / str(job.job_id))
+    except (HostError, SlurmError, ValidationError):
+        raise
     except Exception as exc:
-        if isinstance(exc, (HostError, ValidationError)):
-            raise
         raise HostError(f"submission failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     return [s for s in submitted if s is not None], warnings
 
 
 def write_records(submitted: Sequence[Submitted], request: RunRequest, argv: Sequence[str]) -> Path:
     """One record per job id (found again from any shell by `llmb-run jobs`), plus one per submission."""
-    wdir = records.workload_dir(request.install_dir, request.workload)
-    now = time.time()
     common = {"workload": request.workload, "model_size": request.model_size, "dtype": request.dtype,
-              "scale": request.scale, "gpu_type": request.gpu_type, "submitted": now,
-              "command_line": shlex.join(["llmb-run", *argv]), "job_ids": [s.job_id for s in submitted]}
+              "scale": request.scale, "gpu_type": request.gpu_type,
+              "command_line": shlex.join(["llmb-run", *argv])}
+    return record_jobs(records.workload_dir(request.install_dir, request.workload), submitted, common)
+
+
+def record_jobs(wdir: Path, submitted: Sequence[Submitted], common: Mapping[str, Any]) -> Path:
+    """Write each job's record (``common`` must name the ``workload`` and the ``command_line``)."""
+    common = {**common, "submitted": time.time(), "job_ids": [s.job_id for s in submitted]}
     for item in submitted:
         records.write_json_atomic(wdir / records.SUBMITTED_DIR / f"{item.job_id}.json", {
             **common, "job_id": item.job_id, "executor": item.executor, "submitit_folder": str(item.folder),
-            "plan": item.plan.to_dict(), "knobs": dict(item.plan.record.get("knobs", {})),
+            "plan": item.plan.to_dict(), **dict(item.plan.record),
             "environment": {k: v for k, v in redact_env(item.plan.env).items()
                             if k.startswith(("SBATCH_", "LLMB_", "SLURM_MPI"))},
         })
@@ -216,7 +213,8 @@ def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], 
         if args.wait:
             document["outcomes"] = tracking.wait_all(request.install_dir, job_ids)
         print(json.dumps(document, indent=2))
-        return 0 if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) else 1
+        return EXIT_OK if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) \
+            else EXIT_BENCHMARK_FAILED
     print(f"Submitted {len(submitted)} job(s) with the {executor} executor (records in {where}):")
     for s in submitted:
         print(f"  {s.job_id}  {s.plan.name}  time limit {s.plan.slurm.time_min} min")

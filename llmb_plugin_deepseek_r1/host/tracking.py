@@ -9,54 +9,37 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from llmb_plugin_deepseek_r1.host import records
-from .errors import HostError, ValidationError
+from . import slurm
+from .contract import JobSummary
+from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, LlmbError, ValidationError
 
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
-            "BOOT_FAIL", "DEADLINE", "REVOKED"}
+TERMINAL = slurm.TERMINAL
 POLL_S = 1.0
 
 
-def slurm_output(argv: list[str]) -> str | None:
-    """stdout of a Slurm client command, or None when it cannot run, times out or fails."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+def submitit_result(record: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """submitit's (outcome, value) of a finished job ("success" or "error"); None while there is none yet."""
+    result = Path(record.get("submitit_folder", "")) / f"{record['job_id']}_0_result.pkl"
+    if not result.is_file():
         return None
-    return done.stdout if done.returncode == 0 else None
-
-
-def sacct_state(job_id: str) -> str | None:
-    out = slurm_output(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,State"])
-    for line in (out or "").splitlines():
-        jid, _, state = line.partition("|")
-        if jid == job_id and state:
-            return state.split()[0].rstrip("+")
-    return None
-
-
-def squeue_state(job_id: str) -> str | None:
-    out = slurm_output(["squeue", "-h", "-j", job_id, "-o", "%T"])
-    lines = (out or "").split()
-    return lines[0] if lines else None
+    try:
+        with open(result, "rb") as handle:
+            outcome, value = pickle.load(handle)[:2]
+    except Exception:  # noqa: BLE001 - a half-written pickle means the job is finishing
+        return None
+    return outcome, value
 
 
 def _local_state(record: dict[str, Any]) -> str | None:
-    folder = Path(record.get("submitit_folder", ""))
-    result = folder / f"{record['job_id']}_0_result.pkl"
-    if result.is_file():
-        try:
-            with open(result, "rb") as handle:
-                outcome = pickle.load(handle)[0]
-        except Exception:  # noqa: BLE001 - a half-written pickle means the job is finishing
-            return None
-        return "COMPLETED" if outcome == "success" else "FAILED"
+    result = submitit_result(record)
+    if result is not None:
+        return "COMPLETED" if result[0] == "success" else "FAILED"
     try:
         os.kill(int(record["job_id"]), 0)
         return "RUNNING"
@@ -72,10 +55,9 @@ def job_state(install_dir: Path, record: dict[str, Any]) -> tuple[str, str]:
         if state:
             return state, "submitit"
     else:
-        for source, probe in (("sacct", sacct_state), ("squeue", squeue_state)):
-            state = probe(job_id)
-            if state:
-                return state, source
+        found = slurm.job_state(job_id)
+        if found:
+            return found
     status = records.read_status(records.workload_dir(install_dir, record["workload"]), job_id)
     if status:
         return status["state"], "status file"
@@ -90,15 +72,7 @@ def job_nodes(install_dir: Path, record: dict[str, Any]) -> str | None:
         return str(status["nodes"])
     if record.get("executor") == "local":
         return None
-    out = slurm_output(["squeue", "-h", "-j", record["job_id"], "-o", "%N"])
-    if out and out.strip():
-        return out.split()[0]
-    out = slurm_output(["sacct", "-n", "-X", "-P", "-j", record["job_id"], "-o", "JobID,NodeList"])
-    for line in (out or "").splitlines():
-        jid, _, nodes = line.partition("|")
-        if jid == record["job_id"] and nodes and nodes != "None assigned":
-            return nodes
-    return None
+    return slurm.node_list(record["job_id"])
 
 
 def iter_records(install_dir: Path) -> Iterator[dict[str, Any]]:
@@ -134,39 +108,20 @@ def default_timeout(record: dict[str, Any]) -> float:
     return float(record.get("plan", {}).get("slurm", {}).get("time_min", 60)) * 60 + 600
 
 
-def result_summaries(install_dir: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The verdicts the job wrote (result JSON files named in its status file)."""
+def result_summaries(install_dir: Path, record: Mapping[str, Any]) -> list[JobSummary]:
+    """The job's outcome as its workload tells it (the host never reads a workload's result files)."""
+    from .plugins import shared_registry
+
     status = records.read_status(records.workload_dir(install_dir, record["workload"]), record["job_id"]) or {}
-    out = []
-    for item in status.get("results", []):
-        try:
-            document = json.loads(Path(item["result_file"]).read_text())
-        except (OSError, ValueError):
-            out.append({**item, "headline": None})
-            continue
-        measured = document.get("measured") or {}
-        out.append({**item, "headline": measured.get("headline"), "reasons": document["verdict"]["reasons"],
-                    "remedy": document["verdict"].get("remedy")})
-    for name in status.get("not_run", []):
-        out.append({"use_case": name, "verdict": "NOT RUN"})
-    return out
+    try:
+        workload = shared_registry().get(record["workload"])
+    except LlmbError:  # the plugin is gone: the state alone is still worth showing
+        return []
+    return workload.summarise_job(status)
 
 
-def format_summary(job_id: str, state: str, results: list[dict[str, Any]]) -> str:
-    lines = [f"{job_id}: {state}"]
-    for r in results:
-        text = f"  {r['use_case']}: {r['verdict']}"
-        if r.get("classification"):
-            text += f" ({r['classification']})"
-        head = r.get("headline") or {}
-        if "output_tok_s_gpu" in head:
-            text += f"  {head['output_tok_s_gpu']:.1f} output tok/s/GPU"
-        if r.get("reasons"):
-            text += f"  - {r['reasons'][0]}"
-        lines.append(text)
-        if r.get("remedy"):
-            lines.append(f"    remedy: {r['remedy']}")
-    return "\n".join(lines)
+def format_summary(job_id: str, state: str, summaries: list[JobSummary]) -> str:
+    return "\n".join([f"{job_id}: {state}", *(f"  {s.text}" for s in summaries)])
 
 
 def wait_all(install_dir: Path, job_ids: list[str], timeout_s: float | None = None) -> list[dict[str, Any]]:
@@ -175,17 +130,19 @@ def wait_all(install_dir: Path, job_ids: list[str], timeout_s: float | None = No
     for job_id in job_ids:
         record = find_record(install_dir, job_id)
         state = wait_for(install_dir, record, timeout_s or default_timeout(record))
-        outcomes.append({"job_id": job_id, "state": state, "results": result_summaries(install_dir, record)})
+        outcomes.append({"job_id": job_id, "state": state,
+                         "results": [dict(s.details) for s in result_summaries(install_dir, record)]})
     return outcomes
 
 
 def wait_and_summarise(install_dir: Path, job_ids: list[str], timeout_s: float | None = None) -> int:
-    """Wait for every job; print each one's verdicts. 0 when all COMPLETED, 1 otherwise."""
+    """Wait for every job; print each one's verdicts. 0 when all COMPLETED, else 4 (the benchmark failed)."""
     outcomes = wait_all(install_dir, job_ids, timeout_s)
     for outcome in outcomes:
-        print(format_summary(outcome["job_id"], outcome["state"], outcome["results"]))
+        record = find_record(install_dir, outcome["job_id"])
+        print(format_summary(outcome["job_id"], outcome["state"], result_summaries(install_dir, record)))
     sys.stdout.flush()
-    return 0 if all(o["state"] == "COMPLETED" for o in outcomes) else 1
+    return EXIT_OK if all(o["state"] == "COMPLETED" for o in outcomes) else EXIT_BENCHMARK_FAILED
 
 
 def log_paths(record: dict[str, Any]) -> list[Path]:
@@ -200,6 +157,4 @@ def cancel(install_dir: Path, record: dict[str, Any]) -> None:
         except (ValueError, ProcessLookupError) as exc:
             raise HostError(f"cannot cancel local job {record['job_id']}: {exc}") from None
         return
-    done = subprocess.run(["scancel", record["job_id"]], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise HostError(f"scancel {record['job_id']} failed: {done.stderr.strip()}")
+    slurm.cancel(record["job_id"])

@@ -21,6 +21,11 @@ POLL_S = 0.5
 TERM_GRACE_S = 10.0
 
 
+class JobTerminated(BaseException):
+    """SIGTERM (scancel, a killed allocation) arrived: the benchmark's process group is killed, the result is
+    written as FAILED (cancelled), and the job ends (raised by the entry point's handler, job.entry)."""
+
+
 @dataclass(frozen=True)
 class BenchOutcome:
     returncode: int | None

@@ -1,8 +1,10 @@
 """Turn a finished benchmark into a verdict: parse, validate against what was asked, classify failures.
 
 VALID: a complete report that did what was asked. INVALID: a report, but not of what was asked (reasons listed).
-FAILED: no usable report; classified as oom, nccl, launch_error, timeout, dataset_error, weights_error, cancelled,
-preflight_error, rank_crash, benchmark_error or unknown.
+FAILED: no usable report; classified as one of report.FAILURE_CATEGORIES (oom, cuda_error, nccl, mpi_error,
+dataset_error, weights_error, launch_error, benchmark_error, rank_crash, timeout, cancelled, unknown) or
+preflight_error, quoting the line that proves it (with its rank and node when the line names them) and a remedy.
+Caveats mark VALID results that need a warning (speculative decoding measured on random tokens).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ METRIC_DEFINITIONS = {
 }
 
 
+# Failures that are consequences (a hang, a killed rank, a cancelled step): a root cause found in the log explains them.
+_ECHOES = frozenset({"rank_crash", "timeout", "cancelled", "unknown"})
+RANDOM_TOKENS_CAVEAT = ("speculative decoding (MTP) measured on a synthetic random-token dataset: draft acceptance on "
+                        "random tokens is not representative of real prompts, so this speed-up is not either")
+
+
 @dataclass
 class Verdict:
     status: str
@@ -34,16 +42,40 @@ class Verdict:
     classification: str | None = None
     remedy: str | None = None
     failure_line: str | None = None
-    node: str | None = None  # where it failed, when the log (or the per-node preflight) says
+    failure_lineno: int | None = None
     rank: int | None = None
+    node: str | None = None
+    caveats: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reasons": self.reasons, "classification": self.classification,
-                "remedy": self.remedy, "failure_line": self.failure_line, "node": self.node, "rank": self.rank}
+                "remedy": self.remedy, "failure_line": self.failure_line, "failure_lineno": self.failure_lineno,
+                "rank": self.rank, "node": self.node, "caveats": self.caveats}
 
 
 def failed(classification: str, reason: str, remedy: str | None = None) -> Verdict:
     return Verdict("FAILED", [reason], classification, remedy)
+
+
+def failed_from(failure: Any) -> Verdict:
+    """A FAILED verdict that quotes the line proving it, with its rank, node and remedy."""
+    parts = ([f"rank {failure.rank}"] if failure.rank is not None else []) + (
+        [f"node {failure.node}"] if failure.node else [])
+    where = f" ({', '.join(parts)})" if parts else ""
+    kind = f" [{failure.detail}]" if failure.detail else ""
+    verdict = failed(failure.category, f"{failure.category}{kind}{where}: {failure.line.strip()}", failure.remedy)
+    verdict.failure_line, verdict.failure_lineno = failure.line.strip(), failure.lineno
+    verdict.rank, verdict.node = failure.rank, failure.node
+    return verdict
+
+
+def _evidence(verdict: Verdict, scan: Any) -> Verdict:
+    """A FAILED verdict without a signature still quotes what the output ended with."""
+    last = getattr(scan, "last_line", None)
+    if verdict.failure_line is None and last:
+        verdict.failure_line = last
+        verdict.reasons.append(f"the output ends with: {last}")
+    return verdict
 
 
 def validate_report(spec: RunSpec, report: Any) -> list[str]:
@@ -54,7 +86,12 @@ def validate_report(spec: RunSpec, report: Any) -> list[str]:
     if done is None:
         reasons.append("the report does not say how many requests completed")
     elif int(done) != spec.num_requests:
-        reasons.append(f"completed requests {int(done)} != asked {spec.num_requests}")
+        gap = int(done) - spec.num_requests
+        reasons.append(f"completed requests {int(done)} != asked {spec.num_requests} "
+                       f"({abs(gap)} {'more' if gap > 0 else 'fewer'})")
+    if details.get("avg_output_len") == 0 or report.metrics.get("total_output_throughput_tok_s") == 0:
+        reasons.append("the report counts zero output tokens")
+    reasons += _world_differences(spec, report.world or {})
     for key, asked, what in (("avg_input_len", spec.isl, "ISL"), ("avg_output_len", spec.osl, "OSL")):
         value = details.get(key)
         if value is None:
@@ -72,6 +109,27 @@ def validate_report(spec: RunSpec, report: Any) -> list[str]:
         if abs(per_gpu - expected) > PER_GPU_TOLERANCE * expected:
             reasons.append(f"per-GPU output throughput {per_gpu:g} != total {total:g} / {spec.tp * spec.pp} GPUs")
     return reasons
+
+
+def _world_differences(spec: RunSpec, world: dict[str, Any]) -> list[str]:
+    """The report's parallelism against what was asked; a key the report does not print is not compared."""
+    reasons = []
+    for key, asked in (("tp", spec.tp), ("ep", spec.ep), ("pp", spec.pp), ("world_size", spec.tp * spec.pp)):
+        got = world.get(key)
+        if got is not None and int(got) != asked:
+            reasons.append(f"the report's {key.upper().replace('_', ' ')} {int(got)} != asked {asked}")
+    return reasons
+
+
+def decoding_document(spec: RunSpec, report: Any, synthetic_dataset: bool) -> dict[str, Any] | None:
+    """Draft acceptance of speculative decoding, flagged when measured on random tokens."""
+    summary = report.decoding_summary() if hasattr(report, "decoding_summary") else {}
+    speculative = bool(summary.get("mode")) or spec.mode == "min_latency" or (
+        summary.get("acceptance_length", 1.0) not in (None, 1.0))
+    if not speculative:
+        return None
+    return {**summary, "synthetic_dataset": synthetic_dataset,
+            "representative": not synthetic_dataset, **({"note": RANDOM_TOKENS_CAVEAT} if synthetic_dataset else {})}
 
 
 def headline_metrics(spec: RunSpec, report: Any) -> dict[str, float]:
@@ -94,37 +152,58 @@ def headline_metrics(spec: RunSpec, report: Any) -> dict[str, float]:
     return out
 
 
-def judge(spec: RunSpec, outcome: BenchOutcome, scan: Any) -> Verdict:
-    """The verdict of one benchmark attempt from its exit, its report and the failure signatures in its logs."""
+def judge(spec: RunSpec, outcome: BenchOutcome, scan: Any, synthetic_dataset: bool = True) -> Verdict:
+    """The verdict of one benchmark attempt from its exit, its report and the failure signatures in its logs.
+
+    The plugin's datasets are synthetic random tokens (dataset/format.py), hence synthetic_dataset=True.
+    """
     failure = scan.failure
     report = scan.report
+    unusable = report is None or not report.complete
+    root = failure if failure is not None and failure.category not in _ECHOES else None
     if outcome.timed_out:
-        return failed("timeout", f"the benchmark ran past its wall-clock limit ({outcome.seconds:.0f} s) and was "
-                                 f"killed", "raise SBATCH_TIMELIMIT or lower NUM_REQUESTS")
-    if failure is not None and (outcome.returncode != 0 or outcome.killed_after_rank_died
-                                or report is None or not report.complete):
-        verdict = failed(failure.category, f"{failure.category}: {failure.line.strip()}", failure.remedy)
-        verdict.failure_line = failure.line.strip()
+        if root is not None:  # the root cause above the hang wins over the wall clock
+            verdict = failed_from(root)
+            verdict.reasons.append(f"then it hung until the wall-clock limit ({outcome.seconds:.0f} s) killed it")
+            return verdict
+        verdict = failed("timeout", f"the benchmark ran past its wall-clock limit ({outcome.seconds:.0f} s) and was "
+                                    f"killed", "raise SBATCH_TIMELIMIT or lower NUM_REQUESTS")
+        if failure is not None:
+            verdict.failure_line, verdict.failure_lineno = failure.line.strip(), failure.lineno
+            verdict.rank, verdict.node = failure.rank, failure.node
+            verdict.reasons.append(f"{failure.category}: {failure.line.strip()}")
+        return _evidence(verdict, scan)
+    if failure is not None and (outcome.returncode != 0 or outcome.killed_after_rank_died or unusable):
+        verdict = failed_from(failure)
         if outcome.killed_after_rank_died:
             verdict.reasons.append("a rank died and the others hung; the process group was killed")
         return verdict
     if outcome.killed_after_rank_died:
-        return failed("rank_crash", "a rank died and the others hung; the process group was killed")
+        return _evidence(failed("rank_crash", "a rank died and the others hung; the process group was killed"), scan)
     if report is None:
-        return failed("unknown", f"no PERFORMANCE OVERVIEW in the output (exit code {outcome.returncode})")
+        return _evidence(failed("unknown", f"no trtllm-bench report in the output (exit code {outcome.returncode})"),
+                         scan)
     if not report.complete:
         missing = "; ".join(report.missing) or "rows missing"
-        return failed("unknown", f"the report is truncated: {missing}")
+        return _evidence(failed("unknown", f"the report is truncated: {missing}"), scan)
     if outcome.returncode not in (0, None):
-        return failed("unknown", f"trtllm-bench printed a report but exited with code {outcome.returncode}")
+        return _evidence(failed("unknown", f"trtllm-bench printed a report but exited with code "
+                                           f"{outcome.returncode}"), scan)
     reasons = validate_report(spec, report)
     if failure is not None:
         reasons.append(f"a failure signature appeared in the logs: {failure.line.strip()}")
-    return Verdict("INVALID", reasons) if reasons else Verdict("VALID")
+    verdict = Verdict("INVALID", reasons) if reasons else Verdict("VALID")
+    decoding = decoding_document(spec, report, synthetic_dataset)
+    if decoding is not None and not decoding["representative"]:
+        rates = ", ".join(f"{k.replace('_', ' ')} {decoding[k]:g}" for k in ("draft_acceptance_rate",
+                                                                             "acceptance_length") if k in decoding)
+        verdict.caveats.append(RANDOM_TOKENS_CAVEAT + (f" ({rates})" if rates else ""))
+    return verdict
 
 
 def name_failed_rank(verdict: Verdict, stderr: Path) -> None:
-    """Name the node and rank that failed first when srun's lines in the benchmark's stderr say."""
+    """Name the node and rank that failed first when srun's lines in the benchmark's stderr say (srun knows which
+    task ended on its own; ranks it killed afterwards are consequences and never named)."""
     from llmb_plugin_deepseek_r1.report.failure import failed_rank
 
     try:
@@ -163,8 +242,14 @@ def measured_document(spec: RunSpec, report: Any | None) -> dict[str, Any] | Non
         "request_details": dict(report.request_details),
         "world": dict(report.world),
         "engine": dict(report.engine),
+        "machine": dict(report.machine),
         "source": report.source,
         "complete": report.complete,
+        "generation": report.generation,
+        "subcommand": report.subcommand,
+        "metric_labels": dict(report.metric_labels),
+        "report_selection": report.selection,
+        "decoding": decoding_document(spec, report, synthetic_dataset=True),
     }
 
 
@@ -183,4 +268,6 @@ def summary_line(spec: RunSpec, job_id: str, verdict: Verdict, report: Any | Non
         head += f" on node {verdict.node}" + (f" rank {verdict.rank}" if verdict.rank is not None else "")
     if verdict.reasons:
         head += f"; {verdict.reasons[0]}"
+    if verdict.caveats:
+        head += f"; caveat: {verdict.caveats[0]}"
     return f"{head} -> {result_file}"

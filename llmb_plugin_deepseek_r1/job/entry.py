@@ -1,12 +1,42 @@
-"""The picklable job-body entry point submitit runs; it imports the heavy job module only inside the job."""
+"""The job body's entry points, the one place that handles SIGTERM.
+
+``run_job_body`` is what submitit pickles and runs in the batch step (it imports the heavy job module only
+inside the job); ``python -m llmb_plugin_deepseek_r1 launch`` (``launch.sh``) and ``setup``'s job go through
+:func:`sigterm_raises` too. Library code never installs signal handlers.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import signal
+import threading
+from typing import Any, Iterator, Mapping
+
+from .benchmark import JobTerminated
 
 
-def run_job_body(specs: tuple[Any, ...]) -> dict[str, Any]:
+@contextlib.contextmanager
+def sigterm_raises(exception: type[BaseException]) -> Iterator[None]:
+    """While inside, SIGTERM raises ``exception`` in the main thread (submitit only logs it; an orphaned benchmark
+    in its own session would keep the GPUs busy on clusters without cgroups). Elsewhere than the main thread:
+    nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise exception(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_job_body(specs: tuple[Any, ...], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run every use case of one job (preflight -> weights -> dataset -> benchmark -> collect)."""
     from .run import run_job
 
-    return run_job(specs)
+    with sigterm_raises(JobTerminated):  # kills the benchmark's process group, see benchmark.run_benchmark
+        return run_job(specs, environ)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from llmb_plugin_deepseek_r1 import WORKLOAD_KEY
+from llmb_plugin_deepseek_r1.host import errors
 from llmb_plugin_deepseek_r1.host.contract import RunRequest
-from llmb_plugin_deepseek_r1.host.errors import LlmbError, ValidationError
 
 
 def request_from_environment(environ: dict[str, str], cwd: Path, *, model_size: str, dtype: str,
@@ -36,7 +35,9 @@ def _scale_default(environ: dict[str, str]) -> int:
     return 4
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
+    """0 when every use case is VALID, 4 when one FAILED, 143 when the job was terminated (SIGTERM)."""
     environ = dict(os.environ)
     parser = argparse.ArgumentParser(prog="python -m llmb_plugin_deepseek_r1 launch", description=__doc__)
     parser.add_argument("--model-size", default=environ.get("MODEL_SIZE", "671b"))
@@ -44,30 +45,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=_scale_default(environ))
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     args = parser.parse_args(argv)
-    try:
-        from .run import JobFailed, JobTerminated, run_job
-        from llmb_plugin_deepseek_r1.recipe import load_metadata
-        from llmb_plugin_deepseek_r1.planning.spec import resolve_run_specs
+    from llmb_plugin_deepseek_r1.planning.spec import resolve_run_specs
+    from llmb_plugin_deepseek_r1.recipe import load_metadata
+    from .entry import JobTerminated, run_job_body
+    from .run import JobFailed
 
-        request = request_from_environment(environ, Path.cwd(), model_size=args.model_size, dtype=args.dtype,
-                                           scale=args.scale)
-        specs = resolve_run_specs(request, load_metadata())
-        if args.dry_run:
-            from llmb_plugin_deepseek_r1.host.render import plans_text
-            from llmb_plugin_deepseek_r1.planning.plan import build_job_plans
+    request = request_from_environment(environ, Path.cwd(), model_size=args.model_size, dtype=args.dtype,
+                                       scale=args.scale)
+    specs = resolve_run_specs(request, load_metadata())
+    if args.dry_run:
+        from llmb_plugin_deepseek_r1.host.render import plans_text
+        from llmb_plugin_deepseek_r1.planning.plan import build_job_plans
 
-            print(plans_text(request, build_job_plans(specs, request)))
-            return 0
-        try:
-            run_job(specs, environ)
-        except JobFailed:
-            return 1
-        except JobTerminated:
-            return 143  # 128 + SIGTERM, as a shell reports it
+        print(plans_text(request, build_job_plans(specs, request)))
         return 0
-    except ValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except LlmbError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    try:
+        run_job_body(tuple(specs), environ)
+    except JobFailed as exc:
+        raise errors.BenchmarkFailed(f"the job failed in {exc}") from None
+    except JobTerminated:
+        return 143  # 128 + SIGTERM, as a shell reports it
+    return 0

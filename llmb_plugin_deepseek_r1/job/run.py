@@ -4,20 +4,18 @@ and a FAILED status; nothing already written is ever overwritten."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from llmb_plugin_deepseek_r1 import __version__
+from llmb_plugin_deepseek_r1 import document as result_document
 from llmb_plugin_deepseek_r1.planning import runtime
-from llmb_plugin_deepseek_r1.host import records
-from .benchmark import BenchOutcome, run_benchmark
+from llmb_plugin_deepseek_r1.host import records, slurm
+from .benchmark import BenchOutcome, JobTerminated, run_benchmark
 from .collect import Verdict, asked_document, failed, judge, measured_document, name_failed_rank, summary_line
 from llmb_plugin_deepseek_r1.host.contract import is_secret_name
 from .nodes import preflight_all_nodes, world_document
@@ -34,29 +32,6 @@ class JobFailed(RuntimeError):
     """Raised at the end of a job with a FAILED use case, so that Slurm and submitit record it as failed."""
 
 
-class JobTerminated(BaseException):
-    """SIGTERM (scancel, a killed allocation) arrived: the benchmark's process group is killed, the result is
-    written as FAILED (cancelled), and the job ends."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise JobTerminated(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def _terminate_on_sigterm() -> Iterator[None]:
-    """SIGTERM becomes JobTerminated while the job runs (submitit only logs it; an orphaned benchmark in its own
-    session would keep the GPUs busy on clusters without cgroups)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def current_job_id(environ: Mapping[str, str]) -> str:
     if environ.get("SLURM_ARRAY_JOB_ID") and environ.get("SLURM_ARRAY_TASK_ID"):
         return f"{environ['SLURM_ARRAY_JOB_ID']}_{environ['SLURM_ARRAY_TASK_ID']}"
@@ -66,33 +41,10 @@ def current_job_id(environ: Mapping[str, str]) -> str:
     return f"local{os.getpid()}"
 
 
-def parse_slurm_duration(text: str) -> float | None:
-    """squeue's %L (time left): [D-]HH:MM:SS, MM:SS or SS; None for UNLIMITED/INVALID/empty."""
-    text = text.strip()
-    days = 0
-    if "-" in text:
-        day_text, _, text = text.partition("-")
-        if not day_text.isdigit():
-            return None
-        days = int(day_text)
-    parts = text.split(":")
-    if not text or not all(p.isdigit() for p in parts) or len(parts) > 3:
-        return None
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + int(part)
-    return float(days * 86400 + seconds)
-
-
 def slurm_time_left_s(environ: Mapping[str, str]) -> float | None:
     """What is left of this allocation, from squeue; None outside Slurm or when squeue cannot tell."""
     job_id = environ.get("SLURM_JOB_ID")
-    if not job_id:
-        return None
-    from llmb_plugin_deepseek_r1.host.tracking import slurm_output
-
-    out = slurm_output(["squeue", "-h", "-j", job_id, "-o", "%L"])
-    return parse_slurm_duration(out.splitlines()[0]) if out else None
+    return slurm.time_left_s(job_id) if job_id else None
 
 
 def benchmark_environment(environ: Mapping[str, str], asked: Sequence[str]) -> dict[str, str]:
@@ -288,15 +240,13 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         log(f"[llmb] remedy: {verdict.remedy}")
     provenance["finished"] = time.time()
     provenance["trtllm_version_reported"] = report.engine.get("trtllm_version") if report is not None else None
-    document = {
-        "schema": 1, "workload": spec.workload, "use_case": spec.use_case, "job_id": job_id,
-        "result_name": spec.result_name, "asked": asked_document(spec),
-        "effective": asked_document(current) if current is not spec else None,
-        "measured": measured_document(current, report) if verdict.status != "FAILED" else None,
-        "verdict": verdict.to_dict(), "provenance": provenance, "attempts": attempts,
-        "files": {"stdout": str(out), "stderr": str(err)},
-    }
-    records.write_json_atomic(result_path, document, overwrite=False)
+    document = result_document.build(
+        workload=spec.workload, use_case=spec.use_case, job_id=job_id, result_name=spec.result_name,
+        asked=asked_document(spec), effective=asked_document(current) if current is not spec else None,
+        measured=measured_document(current, report) if verdict.status != "FAILED" else None,
+        verdict=verdict.to_dict(), provenance=provenance, attempts=attempts,
+        files={"stdout": str(out), "stderr": str(err)})
+    result_document.write(result_path, document)
     log(summary_line(spec, job_id, verdict, report, result_path))
     if terminated:
         raise JobTerminated("SIGTERM during the benchmark")
@@ -325,27 +275,26 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
     gpus, how = query_node_gpus(search_path=environ.get("PATH"))
     gpu_info = (visible(gpus, environ.get("CUDA_VISIBLE_DEVICES")) if gpus is not None else None, how)
     results: list[dict[str, Any]] = []
-    with _terminate_on_sigterm():
-        for spec in specs:
-            try:
-                document = run_use_case(spec, job_id, environ, deadline, gpu_info)
-            except FileExistsError as exc:
-                document = {"use_case": spec.use_case, "verdict": failed(
-                    "launch_error", f"refusing to overwrite existing result files: {exc.filename}").to_dict()}
-            except BaseException as exc:  # JobTerminated, or a bug: the status file must not say RUNNING
-                cancelled = isinstance(exc, JobTerminated)
-                if cancelled:
-                    results.append({"use_case": spec.use_case, "verdict": "FAILED", "classification": "cancelled",
-                                    "result_file": str(spec.job_file(".json", job_id))})
-                records.write_status(first.workload_dir, job_id, "CANCELLED" if cancelled else "FAILED",
-                                     error=f"{type(exc).__name__}: {exc}", results=results,
-                                     nodes=environ.get("SLURM_JOB_NODELIST"))
-                raise
-            results.append({"use_case": spec.use_case, "verdict": document["verdict"]["status"],
-                            "classification": document["verdict"]["classification"],
-                            "result_file": str(spec.job_file(".json", job_id))})
-            if document["verdict"]["status"] == "FAILED":
-                break
+    for spec in specs:
+        try:
+            document = run_use_case(spec, job_id, environ, deadline, gpu_info)
+        except FileExistsError as exc:
+            document = {"use_case": spec.use_case, "verdict": failed(
+                "launch_error", f"refusing to overwrite existing result files: {exc.filename}").to_dict()}
+        except BaseException as exc:  # JobTerminated, or a bug: the status file must not say RUNNING
+            cancelled = isinstance(exc, JobTerminated)
+            if cancelled:
+                results.append({"use_case": spec.use_case, "verdict": "FAILED", "classification": "cancelled",
+                                "result_file": str(spec.job_file(".json", job_id))})
+            records.write_status(first.workload_dir, job_id, "CANCELLED" if cancelled else "FAILED",
+                                 error=f"{type(exc).__name__}: {exc}", results=results,
+                                 nodes=environ.get("SLURM_JOB_NODELIST"))
+            raise
+        results.append({"use_case": spec.use_case, "verdict": document["verdict"]["status"],
+                        "classification": document["verdict"]["classification"],
+                        "result_file": str(spec.job_file(".json", job_id))})
+        if document["verdict"]["status"] == "FAILED":
+            break
     not_run = [s.use_case for s in specs[len(results):]]
     failed_any = any(r["verdict"] == "FAILED" for r in results)
     summary = {"job_id": job_id, "results": results, "not_run": not_run}

@@ -1,5 +1,6 @@
-"""Parsers for the recipe's environment knobs: each returns a typed value or raises a one-line ValidationError
-naming the variable, the bad value and what is accepted."""
+"""The recipe's environment knobs: the one registry of their names and defaults, and their parsers (each
+returns a typed value or raises a one-line ValidationError naming the variable, the bad value and what is
+accepted)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,22 @@ import math
 import re
 
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
+
+# Every knob a run reads from the environment (README's knob table); what is set of these is recorded with each run.
+RUN_KNOBS = (
+    "USE_CASES", "MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY",
+    "TP", "EP", "PP", "STREAMING", "MODE", "SBATCH_TIMELIMIT", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
+    "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
+    "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "BENCH_TIMEOUT", "HANG_GRACE", "SWEEP_FILE",
+    "SBATCH_SEGMENT_SIZE",
+)
+# Read by setup (requests per dataset, the weights' revision, the installer's flag) and by the weight check.
+SETUP_KNOBS = ("PROMPT_REQUESTS", "PROMT_REQUESTS", "HF_REVISION", "MANUAL_INSTALL", "LLMB_WEIGHTS_CACHE")
+# Read by `launch` (launch.sh) in place of llmb-run's options.
+LAUNCH_KNOBS = ("MODEL_SIZE", "DTYPE", "JOB_TOTAL_GPUS")
+ALL_KNOBS = RUN_KNOBS + SETUP_KNOBS + LAUNCH_KNOBS
+
+DEFAULT_HANG_GRACE_S = 60
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
@@ -91,11 +108,6 @@ def time_limit_minutes(var: str, value: str) -> int:
                 break
             return max(1, math.ceil(seconds / 60))
     raise _bad(var, value, "a Slurm time limit such as 30, 45:00, 1:40:00 or 1-00:00:00 (greater than zero)")
-
-
-def format_minutes(minutes: int) -> str:
-    """Minutes -> Slurm's HH:MM:SS (what sbatch --time accepts and scontrol prints)."""
-    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
 def env_name(var: str, value: str) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from llmb_plugin_deepseek_r1.recipe import MODEL_NAME, WORKLOAD_KEY
+from llmb_plugin_deepseek_r1 import paths
+from llmb_plugin_deepseek_r1.recipe import MODEL_NAME
 from llmb_plugin_deepseek_r1.planning import knobs
 from llmb_plugin_deepseek_r1.host.contract import RunRequest, is_secret_name
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
@@ -17,15 +17,6 @@ from .versions import parse_trtllm_version, trtllm_version_from_image
 
 DEFAULT_USE_CASE_ORDER = ("reasoning", "chat", "summarization", "generation")
 FALLBACK_USE_CASE = "reasoning"
-
-# Every knob this plugin reads from the environment; what is set of these is recorded with each run.
-KNOB_NAMES = (
-    "USE_CASES", "MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY",
-    "TP", "EP", "PP", "STREAMING", "MODE", "SBATCH_TIMELIMIT", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
-    "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
-    "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "BENCH_TIMEOUT", "HANG_GRACE", "SWEEP_FILE",
-    "SBATCH_SEGMENT_SIZE",
-)
 
 _INT_KNOBS = {"MAX_NUM_TOKENS": "max_num_tokens", "MAX_BATCH_SIZE": "max_batch_size",
               "NUM_REQUESTS": "num_requests", "TP": "tp", "EP": "ep", "PP": "pp"}
@@ -70,7 +61,7 @@ class RunSpec:
     gpus_per_node: int | None = None
     container_env: tuple[str, ...] = ()
     bench_timeout_s: int | None = None
-    hang_grace_s: int = 60
+    hang_grace_s: int = knobs.DEFAULT_HANG_GRACE_S
     nodes: int = 1
     tasks_per_node: int = 0  # 0: the scale (one node)
     segment: int | None = None
@@ -92,7 +83,7 @@ class RunSpec:
 
     @property
     def result_dir(self) -> Path:
-        return self.workload_dir / "experiments" / self.result_name
+        return paths.result_dir(self.workload_dir, self.result_name)
 
     @property
     def file_stem(self) -> str:
@@ -100,7 +91,7 @@ class RunSpec:
 
     @property
     def dataset(self) -> Path:
-        return self.workload_dir / f"dataset_{self.use_case}_{self.isl}_{self.osl}.txt"
+        return paths.dataset_file(self.workload_dir, self.use_case, self.isl, self.osl)
 
     def job_file(self, suffix: str, job_id: str = "%j") -> Path:
         """<result_dir>/<stem>_<job id><suffix>; '%j' is replaced by the real job id inside the job."""
@@ -135,39 +126,6 @@ def parse_use_cases(value: str | None, table: Mapping[str, Any]) -> list[UseCase
     return result
 
 
-def image_file_name(image: str) -> str:
-    """nvcr.io#nvidia/tensorrt-llm/release:1.0.0rc1 -> tensorrt-llm+release+1.0.0rc1.sqsh (the installer's name)."""
-    path = image.split("#", 1)[1] if "#" in image else image
-    if "/" in path.split(":")[0] and "." in path.split("/")[0]:  # registry host written with '/' instead of '#'
-        path = path.split("/", 1)[1]
-    parts = path.split("/")
-    if len(parts) > 2:  # drop the organisation, as the installer does
-        parts = parts[1:]
-    return "+".join("+".join(parts).split(":")) + ".sqsh"
-
-
-def _inside(path: Path, root: Path, what: str) -> Path:
-    """Lexical containment (names are validated too): a site may symlink experiments/ to scratch storage."""
-    try:
-        Path(os.path.normpath(path)).relative_to(os.path.normpath(root))
-    except ValueError:
-        raise ValidationError(f"{what} {path} would escape $LLMB_WORKLOAD ({root})") from None
-    return path
-
-
-def _absolute_path(var: str, value: str) -> Path:
-    if not value.startswith("/") or "\x00" in value or "\n" in value:
-        raise ValidationError(f"{var}={value!r} is not valid: expected an absolute path")
-    return Path(value)
-
-
-def resolve_model_dir(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path) -> Path:
-    """MODEL_PATH (absolute), else the recipe's weights folder inside $LLMB_WORKLOAD (jobs and setup agree)."""
-    if _set(env, "MODEL_PATH"):
-        return _absolute_path("MODEL_PATH", env["MODEL_PATH"].strip())
-    return workload_dir / str(((metadata.get("setup") or {}).get("weights") or {}).get("folder", "DeepSeek-R1-FP4"))
-
-
 def _images(metadata: Mapping[str, Any]) -> list[str]:
     return [str(i) for i in (metadata.get("container") or {}).get("images") or []]
 
@@ -182,7 +140,7 @@ def resolve_image(env: Mapping[str, str], install_dir: Path, metadata: Mapping[s
                                   f"an image URI without spaces")
         image = override
     else:
-        image = str(install_dir / "images" / image_file_name(default_uri))
+        image = str(paths.image_file(install_dir, default_uri))
     explicit = env.get("TRTLLM_VERSION", "").strip()
     if explicit:
         version = parse_trtllm_version("TRTLLM_VERSION", explicit)
@@ -257,7 +215,8 @@ def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[
 def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mapping[str, str]) -> list[RunSpec]:
     """One RunSpec per requested use case: table row -> MODE overrides -> knobs set in the environment."""
     table: Mapping[str, Any] = metadata["use_cases"]
-    workload_dir = request.install_dir / "workloads" / WORKLOAD_KEY
+    where = paths.workload_paths(request.install_dir, env, metadata)
+    workload_dir = where.workload_dir
     use_cases = parse_use_cases(_set(env, "USE_CASES"), table)
     mode = knobs.choice("MODE", env["MODE"], knobs.MODES) if _set(env, "MODE") else "max_throughput"
     mode_overrides = (metadata.get("modes") or {}).get(mode) or {}
@@ -285,13 +244,14 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     if _set(env, "OOM_RETRIES"):
         oom_retries = 0 if env["OOM_RETRIES"].strip() == "0" else knobs.positive_int("OOM_RETRIES", env["OOM_RETRIES"])
     bench_timeout = knobs.positive_int("BENCH_TIMEOUT", env["BENCH_TIMEOUT"]) if _set(env, "BENCH_TIMEOUT") else None
-    hang_grace = knobs.positive_int("HANG_GRACE", env["HANG_GRACE"]) if _set(env, "HANG_GRACE") else 60
+    hang_grace = knobs.positive_int("HANG_GRACE", env["HANG_GRACE"]) if _set(env, "HANG_GRACE") \
+        else knobs.DEFAULT_HANG_GRACE_S
     container_env = tuple(knobs.env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split())
-    model_dir = resolve_model_dir(env, metadata, workload_dir)
+    model_dir = where.model_dir
     image, version = resolve_image(env, request.install_dir, metadata)
     layout = node_layout(metadata, request.gpu_type, request.scale, _set(env, "SBATCH_SEGMENT_SIZE"))
     parallel_defaults = ((metadata.get("run") or {}).get("parallelism") or {}).get(request.gpu_type) or {}
-    knobs_set = {k: env[k] for k in KNOB_NAMES if k in env and not is_secret_name(k)}
+    knobs_set = {k: env[k] for k in knobs.RUN_KNOBS if k in env and not is_secret_name(k)}
 
     specs = []
     for uc in use_cases:
@@ -360,8 +320,8 @@ def check_spec(spec: RunSpec) -> None:
     if spec.concurrency != -1 and spec.concurrency > spec.num_requests:
         raise ValidationError(f"CONCURRENCY={spec.concurrency} is larger than NUM_REQUESTS={spec.num_requests}: "
                               f"the benchmark would never reach that concurrency")
-    _inside(spec.result_dir, spec.workload_dir, "result directory")
-    _inside(spec.dataset, spec.workload_dir, "dataset")
+    paths.inside(spec.result_dir, spec.workload_dir, "result directory")
+    paths.inside(spec.dataset, spec.workload_dir, "dataset")
 
 
 def with_overrides(spec: RunSpec, **changes: Any) -> RunSpec:

@@ -12,7 +12,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from .failure import FailureScanner, classify_failure
+from .failure import SIGNATURES, FailureScanner, classify_failure, match_line
+from .generations import GENERATIONS
 from .json_report import parse_report_json, report_from_statistics
 from .model import (
     FAILURE_CATEGORIES,
@@ -35,10 +36,13 @@ __all__ = [
     "OOM_REMEDY",
     "Failure",
     "FailureScanner",
+    "GENERATIONS",
+    "SIGNATURES",
     "LogScan",
     "ParsedReport",
     "ReportScanner",
     "classify_failure",
+    "match_line",
     "parse_all_reports",
     "parse_report",
     "parse_report_file",
@@ -55,6 +59,7 @@ class LogScan:
 
     report: ParsedReport | None
     failure: Failure | None
+    last_line: str | None = None  # the last non-empty output line: the evidence when nothing else explains a failure
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,4 +97,8 @@ def scan_logs(*paths: str | PathLike[str]) -> LogScan:
         reports.extend(scanner.reports())
     complete = [rep for rep in reports if rep.complete]
     best = complete[-1] if complete else (reports[-1] if reports else None)
-    return LogScan(best, failures.result())
+    if best is not None and len(reports) > 1:
+        which = "the last complete one" if best.complete else "none is complete: the last one"
+        index = next(i for i, rep in enumerate(reports) if rep is best) + 1
+        best.selection = f"report {index} of {len(reports)} in the log ({which})"
+    return LogScan(best, failures.result(), failures.last_line)

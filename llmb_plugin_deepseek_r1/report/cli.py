@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from llmb_plugin_deepseek_r1.host import errors
+from llmb_plugin_deepseek_r1.host.errors import BenchmarkFailed, ValidationError
 from . import METRIC_KEYS, LogScan, scan_logs
+from .generations import BY_NAME
 
 
 def _fmt(value: Any) -> str:
@@ -22,11 +24,13 @@ def format_summary(scan: LogScan, name: str) -> str:
     rep, fail = scan.report, scan.failure
     lines: list[str] = []
     if rep is None:
-        lines.append(f"{name}: no trtllm-bench report found (no PERFORMANCE OVERVIEW)")
+        lines.append(f"{name}: no trtllm-bench report found (no overview section of any known generation)")
     else:
         state = "complete" if rep.complete else "INCOMPLETE: " + "; ".join(rep.missing)
-        gen = {"new": "0.20+ labels", "old": "0.19 labels"}.get(rep.label_generation or "", rep.source)
-        lines.append(f"{name}: report {state} ({gen}, streaming {'on' if rep.streaming else 'off'})")
+        lines.append(f"{name}: report {state} ({describe_generation(rep.generation, rep.source)}, "
+                     f"streaming {'on' if rep.streaming else 'off'})")
+        if rep.selection:
+            lines.append(f"  selected: {rep.selection}")
         eng = rep.engine
         if eng:
             lines.append(
@@ -40,51 +44,58 @@ def format_summary(scan: LogScan, name: str) -> str:
             lines.append("  world: " + ", ".join(f"{k} {_fmt(v)}" for k, v in rep.world.items()))
         if rep.request_details:
             lines.append("  requests: " + ", ".join(f"{k} {_fmt(v)}" for k, v in rep.request_details.items()))
-        if rep.decoding_mode:
-            lines.append(f"  speculative decoding: {rep.decoding_mode}")
+        decoding = rep.decoding_summary()
+        if decoding:
+            lines.append("  speculative decoding: " + ", ".join(f"{k} {_fmt(v)}" for k, v in decoding.items()))
         if rep.metrics:
-            lines.append("  metrics:")
-            lines += [f"    {key:<40} {_fmt(rep.metrics[key])}" for key in METRIC_KEYS if key in rep.metrics]
+            lines.append("  metrics (from the label printed):")
+            lines += [f"    {key:<40} {_fmt(rep.metrics[key]):<16} {rep.metric_labels.get(key, '')}".rstrip()
+                      for key in METRIC_KEYS if key in rep.metrics]
         for block, row in rep.percentiles.items():
             lines.append(f"  {block}: " + "  ".join(f"{k} {_fmt(v)}" for k, v in row.items()))
     if fail is not None:
         kind = f" ({fail.detail})" if fail.detail else ""
         where = f" line {fail.lineno}" if fail.lineno else ""
-        lines.append(f"  failure: {fail.category}{kind} at{where}: {fail.line}")
+        who = "".join(f", {k} {v}" for k, v in (("rank", fail.rank), ("node", fail.node)) if v is not None)
+        lines.append(f"  failure: {fail.category}{kind}{who} at{where}: {fail.line}")
         if fail.remedy:
             lines.append(f"  remedy: {fail.remedy}")
     return "\n".join(lines)
 
 
+def describe_generation(name: str | None, source: str) -> str:
+    """'generation 0.16 (TensorRT-LLM 0.16 to 0.17, trtllm-bench throughput)' for people reading a summary."""
+    gen = BY_NAME.get(name or "")
+    if gen is None:
+        return "generation not recognised" if source == "text" else f"generation not recognised ({source})"
+    via = " --report_json" if source == "report_json" else ""
+    return f"generation {gen.name} (TensorRT-LLM {gen.versions}, trtllm-bench {gen.subcommand}{via})"
+
+
+@errors.command
 def main_parse_log(argv: list[str] | None = None) -> int:
-    """`parse-log FILE [FILE...] [--json]`: 0 when a complete report was found, 1 otherwise."""
+    """`parse-log FILE [FILE...] [--json]`: 0 when a complete report was found, 4 when none, 1 for a bad file."""
     parser = argparse.ArgumentParser(
         prog="python -m llmb_plugin_deepseek_r1 parse-log",
         description="Parse trtllm-bench output (.out/.err or a --report_json file) and classify failures.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="trtllm-bench stdout/stderr or --report_json file")
     parser.add_argument("--json", action="store_true", help="print the parsed report and failure as JSON")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the reason
-        return int(exc.code or 0) and 1
+    args = parser.parse_args(argv)
     for name in args.files:
         if not Path(name).exists():
-            print(f"error: log file not found: {name}", file=sys.stderr)
-            return 1
+            raise ValidationError(f"log file not found: {name}")
     try:
         scan = scan_logs(*args.files)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise ValidationError(str(exc)) from None
     label = ", ".join(args.files)
     if args.json:
         print(json.dumps({"files": args.files, **scan.to_dict()}, indent=2, sort_keys=False))
     else:
         print(format_summary(scan, label))
     if scan.report is None or not scan.report.complete:
-        what = "; ".join(scan.report.missing) if scan.report else "no PERFORMANCE OVERVIEW"
-        print(f"error: no complete trtllm-bench report in {label}: {what}", file=sys.stderr)
-        return 1
+        what = "; ".join(scan.report.missing) if scan.report else "no overview section of any known generation"
+        raise BenchmarkFailed(f"no complete trtllm-bench report in {label}: {what}")
     return 0
 

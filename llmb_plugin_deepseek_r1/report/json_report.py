@@ -55,6 +55,7 @@ _WORLD = {
     "tp_size": "tp",
     "pp_size": "pp",
     "ep_size": "ep",
+    "world_size": "world_size",
     "max_batch_size": "max_batch_size",
     "max_num_tokens": "max_num_tokens",
     "scheduling_policy": "scheduling_policy",
@@ -87,13 +88,15 @@ def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 def report_from_statistics(data: dict[str, Any]) -> ParsedReport:
     """Map a get_statistics_dict()-shaped mapping to a ParsedReport (pure; missing keys stay missing)."""
-    rep = ParsedReport(source="report_json")
+    # --report_json exists from 0.20 on; every version writes the same keys.
+    rep = ParsedReport(source="report_json", generation="0.20+", subcommand="throughput or latency")
     for section, table in (("performance", _PERFORMANCE), ("streaming_metrics", _STREAMING)):
         values = _section(data, section)
         for src, dst in table.items():
             number = _number(values.get(src))
             if number is not None:
                 rep.metrics[dst] = number
+                rep.metric_labels[dst] = f"{section}.{src}"
     for section, key, block in _PERCENTILE_BLOCKS:
         values = _section(_section(data, section), key)
         row = {_PCT_KEYS.get(k, k): n for k, v in values.items() if (n := _number(v)) is not None}

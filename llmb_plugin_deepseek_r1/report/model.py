@@ -36,15 +36,21 @@ STREAMING_METRICS: tuple[str, ...] = ("avg_ttft_ms", "avg_tpot_ms", "per_user_ou
 # Percentile keys every printed breakdown block carries (p90 is absent from some older builds).
 REQUIRED_PERCENTILES: tuple[str, ...] = ("min", "max", "avg", "p50", "p95", "p99")
 
-# Failure categories, most specific root cause first: when several signatures appear, the earliest in this
-# tuple wins (an OOM explains the worker error, the rank crash and "Error during benchmarking" printed after it).
+# Failure categories, root cause first: when several signatures appear, the earliest in this tuple wins (an OOM
+# explains the NCCL abort, the MPI_ABORT, the worker error and the time limit reached by the hang after it).
 FAILURE_CATEGORIES: tuple[str, ...] = (
     "oom",
+    "host_oom",  # the node's memory, not the GPU's: lowering the KV cache fraction does not help (no OOM retry)
+    "cuda_error",
     "nccl",
+    "mpi_error",
     "dataset_error",
+    "weights_error",
     "launch_error",
     "benchmark_error",
     "rank_crash",
+    "timeout",
+    "cancelled",
     "unknown",
 )
 
@@ -66,7 +72,12 @@ class ParsedReport:
     machine: dict[str, Any] = field(default_factory=dict)
     dataset: dict[str, Any] = field(default_factory=dict)
     decoding_mode: str | None = None
-    label_generation: str | None = None  # "new" (0.20+), "old" (0.19 era), None (not decidable / JSON)
+    decoding: dict[str, float] = field(default_factory=dict)  # scalar decoding figures (old latency report)
+    generation: str | None = None  # generations.GENERATIONS name ("0.20+", "0.16", "latency-0.16", ...)
+    subcommand: str | None = None  # "throughput", "latency", or "throughput or latency" (0.20+ prints one form)
+    label_generation: str | None = None  # "new" (0.20+), "old" (0.19 era), None (other / not decidable / JSON)
+    metric_labels: dict[str, str] = field(default_factory=dict)  # metric key -> "SECTION: label" it was read from
+    selection: str | None = None  # how this report was chosen when a log held several
     source: str = "text"  # "text" (printed report) or "report_json" (--report_json file)
     complete: bool = False
     missing: list[str] = field(default_factory=list)  # why complete is False, in words
@@ -76,10 +87,22 @@ class ParsedReport:
         """True when the report carries the streaming-only rows."""
         return any(key in self.metrics for key in STREAMING_METRICS) or "ttft_ms" in self.percentiles
 
+    def decoding_summary(self) -> dict[str, Any]:
+        """Speculative decoding at a glance: mode, average draft acceptance rate and acceptance length."""
+        out: dict[str, Any] = {}
+        if self.decoding_mode:
+            out["mode"] = self.decoding_mode
+        for key in ("draft_acceptance_rate", "acceptance_length"):
+            value = self.percentiles.get(key, {}).get("avg", self.decoding.get(key))
+            if value is not None:
+                out[key] = value
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the field names above, plus streaming)."""
+        """JSON-ready form (the field names above, plus streaming and decoding_summary)."""
         data = asdict(self)
         data["streaming"] = self.streaming
+        data["decoding_summary"] = self.decoding_summary()
         return data
 
 
@@ -90,8 +113,10 @@ class Failure:
     category: str
     line: str
     lineno: int | None = None
-    detail: str | None = None  # e.g. "startup" / "runtime" for oom
+    detail: str | None = None  # e.g. "startup" / "runtime" for oom, the assertion text for benchmark_error
     remedy: str | None = None
+    rank: int | None = None  # when the line names it
+    node: str | None = None  # when the line names it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,4 @@
-"""Parse the report trtllm-bench prints at the end of a run (label generations 0.19 to 1.2).
+"""Parse the report trtllm-bench prints at the end of a run (every generation in generations.GENERATIONS).
 
 The parser is a line-at-a-time state machine, so a multi-gigabyte log full of iteration lines is read once with
 constant memory: only the report being built is kept. Rows are found by label (both spellings), never by
@@ -13,12 +13,27 @@ from collections.abc import Iterable
 from os import PathLike
 from typing import Any
 
-from .model import (
-    REQUIRED_METRICS,
-    REQUIRED_PERCENTILES,
-    STREAMING_METRICS,
-    ParsedReport,
+from .generations import (
+    BACKENDS,
+    BREAKDOWNS,
+    BY_NAME,
+    DATASET,
+    DECODING,
+    GENERAL,
+    GENERATIONS,
+    LATENCY,
+    MACHINE,
+    ONCE,
+    OVERVIEWS,
+    PERF,
+    ROWS,
+    STATS,
+    STREAM,
+    THROUGHPUT,
+    Generation,
+    normalise,
 )
+from .model import REQUIRED_PERCENTILES, ParsedReport
 
 # "[08/12/2025-10:00:00] [TRT-LLM] [I] " or "[TRT-LLM] [RANK 0] [I] " (only the report's first line has it).
 _PREFIX_RE = re.compile(
@@ -28,14 +43,8 @@ _HEADER_RE = re.compile(r"^=\s+([A-Za-z][A-Za-z +]*?)(?:\s*\(([^)]*)\))?\s*$")
 _FRAME_RE = re.compile(r"^={20,}\s*$")
 _PCT_ROW_RE = re.compile(r"^\[([A-Za-z]+)\]\s+(MINIMUM|MAXIMUM|AVERAGE|MIN|MAX|AVG|P\d+)\s*:\s*(\S+)\s*$")
 _DATASET_ROW_RE = re.compile(r"^(MIN|MAX|AVG|P\d+):\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
+_BREAKDOWN_ROW_RE = re.compile(r"^(MIN|MAX|AVG|P\d+)(?:\s*\(ms\))?:\s*(\S+)\s*$")
 _MACHINE_RE = re.compile(r"^(?P<name>.*?), memory (?P<mem>[\d.]+|N/A)(?: GB)?, (?P<clk>[\d.]+|N/A)(?: GHz)?$")
-
-_BACKEND = {"PYTORCH BACKEND", "ENGINE DETAILS"}
-_PERF = "PERFORMANCE OVERVIEW"
-_DATASET = "DATASET DETAILS"
-_DECODING = "DECODING STATISTICS"
-# Sections that appear once per report: seeing one again means a new report began.
-_ONCE = {"MACHINE DETAILS", "REQUEST DETAILS", "WORLD + RUNTIME INFORMATION", _PERF}
 
 _PCT_KEYS = {"MINIMUM": "min", "MIN": "min", "MAXIMUM": "max", "MAX": "max", "AVERAGE": "avg", "AVG": "avg"}
 _PCT_TAGS = {
@@ -59,59 +68,10 @@ _BLOCK_HINTS = (
     ("Draft Acceptance Rate", "draft_acceptance_rate"),
     ("Acceptance Length", "acceptance_length"),
 )
-
-# (section, normalised label) -> (target attribute, key, kind, label generation or None)
-_LABELS: dict[tuple[str, str], tuple[str, str, str, str | None]] = {}
-
-
-def _label(section: str, target: str, key: str, kind: str, gen: str | None, *labels: str) -> None:
-    for text in labels:
-        _LABELS[section, " ".join(text.lower().split())] = (target, key, kind, gen)
-
-
-_label(_PERF, "metrics", "request_throughput_req_s", "float", None, "Request Throughput (req/sec)")
-_label(_PERF, "metrics", "total_output_throughput_tok_s", "float", None, "Total Output Throughput (tokens/sec)")
-_label(_PERF, "metrics", "total_token_throughput_tok_s", "float", None, "Total Token Throughput (tokens/sec)")
-_label(_PERF, "metrics", "total_latency_ms", "float", None, "Total Latency (ms)")
-_label(_PERF, "metrics", "avg_request_latency_ms", "float", None, "Average request latency (ms)")
-_label(_PERF, "metrics", "avg_ttft_ms", "float", None, "Average time-to-first-token [TTFT] (ms)")
-_label(_PERF, "metrics", "avg_tpot_ms", "float", None, "Average time-per-output-token [TPOT] (ms)")
-_label(_PERF, "metrics", "per_user_output_throughput_tok_s_user", "float", "new",
-       "Per User Output Throughput [w/ ctx] (tps/user)")
-_label(_PERF, "metrics", "per_user_output_throughput_tok_s_user", "float", "old",
-       "Per User Output Throughput (tokens/sec/user)")
-_label(_PERF, "metrics", "per_gpu_output_throughput_tok_s_gpu", "float", "new", "Per GPU Output Throughput (tps/gpu)")
-_label(_PERF, "metrics", "per_gpu_output_throughput_tok_s_gpu", "float", "old",
-       "Per GPU Output Throughput (tokens/sec/gpu)")
-_label(_PERF, "metrics", "per_user_output_speed_tok_s_user", "float", "new", "Per User Output Speed (tps/user)")
-_label(_PERF, "metrics", "per_user_output_speed_tok_s_user", "float", "old",
-       "Per User Output Speed [1/TPOT] (tokens/sec/user)")
-for _section in ("REQUEST DETAILS", _PERF):  # very old builds printed the request rows inside the overview
-    _label(_section, "request_details", "num_requests", "int", None, "Number of requests")
-    _label(_section, "request_details", "num_concurrent_requests", "float", None, "Number of concurrent requests")
-    _label(_section, "request_details", "avg_input_len", "float", None, "Average Input Length (tokens)")
-    _label(_section, "request_details", "avg_output_len", "float", None, "Average Output Length (tokens)")
-_W = "WORLD + RUNTIME INFORMATION"
-_label(_W, "world", "tp", "int", None, "TP Size")
-_label(_W, "world", "pp", "int", None, "PP Size")
-_label(_W, "world", "ep", "int", None, "EP Size")
-_label(_W, "world", "max_batch_size", "int", None, "Max Runtime Batch Size")
-_label(_W, "world", "max_num_tokens", "int", None, "Max Runtime Tokens")
-_label(_W, "world", "scheduling_policy", "str", None, "Scheduling Policy")
-_label(_W, "world", "kv_cache_fraction", "percent", None, "KV Memory Percentage")
-for _section in _BACKEND:
-    _label(_section, "engine", "model", "str", None, "Model")
-    _label(_section, "engine", "model_path", "str", None, "Model Path")
-    _label(_section, "engine", "engine_dir", "str", None, "Engine Directory")
-    _label(_section, "engine", "trtllm_version", "str", None, "TensorRT-LLM Version", "TensorRT LLM Version")
-    _label(_section, "engine", "dtype", "str", None, "Dtype")
-    _label(_section, "engine", "kv_cache_dtype", "str", None, "KV Cache Dtype")
-    _label(_section, "engine", "quantization", "str", None, "Quantization")
-    _label(_section, "engine", "max_input_len", "str", None, "Max Input Length")
-    _label(_section, "engine", "max_seq_len", "str", None, "Max Sequence Length")
-_label(_DATASET, "dataset", "path", "str", None, "Dataset Path")
-_label(_DATASET, "dataset", "num_sequences", "int", None, "Number of Sequences")
-
+_PCT_SECTIONS = (PERF, DECODING)
+# Without a marker row (a report cut early), judge completeness as the oldest generation printing that overview.
+_FALLBACK = ((PERF, "0.19"), (STATS, "0.12"), (GENERAL, "latency-0.16"), (THROUGHPUT, "latency-0.16"),
+             (LATENCY, "latency-0.16"))
 _HUMAN = {
     "request_throughput_req_s": "Request Throughput",
     "total_output_throughput_tok_s": "Total Output Throughput",
@@ -134,6 +94,8 @@ def _convert(value: str, kind: str) -> Any:
     try:
         if kind == "percent":
             number = float(value.rstrip("%")) / 100.0
+        elif kind == "seconds":
+            number = float(value) * 1000.0
         elif kind == "int":
             number = float(value)
             return int(number) if number.is_integer() else None
@@ -159,26 +121,36 @@ class _Builder:
         self.seen: set[str] = set()
         self.own_dataset = False
         self.announced: set[str] = set()
-        self.generations: set[str] = set()
+        self.markers: set[tuple[str, str | None]] = set()
+
+    def generation(self) -> Generation | None:
+        for gen in GENERATIONS:
+            if any(marker in self.markers or (marker[1] is None and marker[0] in self.seen)
+                   for marker in gen.markers):
+                return gen
+        return None
 
     def finish(self) -> ParsedReport:
         rep = self.report
-        rep.label_generation = "new" if "new" in self.generations else ("old" if self.generations else None)
+        gen = self.generation()
+        rep.generation = gen.name if gen else None
+        rep.subcommand = gen.subcommand if gen else None
+        rep.label_generation = gen.label_generation if gen else None
+        if gen is None:  # cut before any row that tells generations apart: judge as the oldest that prints it
+            gen = next((BY_NAME[name] for section, name in _FALLBACK if section in self.seen), None)
         missing: list[str] = []
-        if _PERF not in self.seen:
-            missing.append("no PERFORMANCE OVERVIEW section")
+        if gen is None:
+            missing.append("no overview section (PERFORMANCE OVERVIEW, STATISTICS or LATENCY OVERVIEW)")
         else:
-            required = list(REQUIRED_METRICS)
-            if rep.label_generation == "new":
-                required.append("total_token_throughput_tok_s")
-            if rep.streaming:
-                required.extend(STREAMING_METRICS)
+            required = list(gen.required)
+            streaming = any(key in rep.metrics for key in gen.streaming) or STREAM in self.seen or (
+                "ttft_ms" in rep.percentiles)
+            if streaming:
+                required += [key for key in gen.streaming if key not in required]
             missing += [f"{_HUMAN[key]} row" for key in required if key not in rep.metrics]
-            expected = set(self.announced) | set(rep.percentiles)
-            if rep.label_generation == "new":  # 0.20+ always prints these blocks
-                expected.add("latency_ms")
-                if rep.streaming:
-                    expected |= {"tpot_ms", "ttft_ms", "gtps_tok_s_user"}
+            expected = set(self.announced) | set(rep.percentiles) | set(gen.blocks)
+            if streaming:
+                expected |= set(gen.streaming_blocks)
             for block in sorted(expected):
                 rows = rep.percentiles.get(block, {})
                 cut = [key for key in REQUIRED_PERCENTILES if key not in rows]
@@ -214,25 +186,26 @@ class ReportScanner:
         name = name.upper().strip()
         cur = self._cur
         self._block = None
-        if name in _BACKEND:
+        if name in BACKENDS:
             cur = self._start()
             cur.report.engine["backend"] = "pytorch" if name == "PYTORCH BACKEND" else "tensorrt"
-        elif name in _ONCE:
+        elif name in ONCE:
             if cur is None or name in cur.seen:
                 cur = self._start()
-        elif name == _DATASET:
-            if cur is not None and _PERF in cur.seen and not cur.own_dataset:
+        elif name == DATASET:
+            if cur is not None and cur.seen & OVERVIEWS and not cur.own_dataset:
                 cur.own_dataset = True
                 cur.report.dataset = {}
                 self._target = cur.report.dataset
             else:  # printed before a run: keep it for the report that follows
                 self._pending_dataset = {}
                 self._target = self._pending_dataset
-        elif name == _DECODING:
+        elif name in (DECODING, STREAM) or name in BREAKDOWNS:
             if cur is None:
                 self._section = None
                 return
-            cur.report.decoding_mode = extra.strip() if extra else None
+            if name == DECODING:
+                cur.report.decoding_mode = extra.strip() if extra else None
         else:  # an unknown section: ignore its rows
             self._section = None
             return
@@ -263,21 +236,24 @@ class ReportScanner:
         section = self._section
         if section is None:
             return
-        if section == _DATASET:
+        if section == DATASET:
             self._dataset_row(line)
             return
         cur = self._cur
         if cur is None:
             return
-        if section == "MACHINE DETAILS":
+        if section == MACHINE:
             self._machine_row(cur.report, line)
+            return
+        if section in BREAKDOWNS:
+            self._breakdown_row(cur.report, section, line)
             return
         if line.startswith("--"):
             self._block = next((key for hint, key in _BLOCK_HINTS if hint in line), None)
             if self._block is not None:
                 cur.announced.add(self._block)
             return
-        if line[0] == "[" and section in (_PERF, _DECODING):
+        if line[0] == "[" and section in _PCT_SECTIONS:
             match = _PCT_ROW_RE.match(line)
             if match:
                 tag, key, value = match.groups()
@@ -289,16 +265,17 @@ class ReportScanner:
         label, sep, value = line.partition(":")
         if not sep:
             return
-        spec = _LABELS.get((section, " ".join(label.lower().split())))
-        if spec is None:
+        wanted = normalise(label)
+        row = ROWS.get((section, wanted))
+        if row is None:
             return
-        target, key, kind, gen = spec
-        converted = _convert(value, kind)
+        converted = _convert(value, row.kind)
         if converted is None:
             return
-        getattr(cur.report, target)[key] = converted
-        if gen:
-            cur.generations.add(gen)
+        getattr(cur.report, row.target)[row.key] = converted
+        cur.markers.add((section, row.label))
+        if row.target == "metrics":
+            cur.report.metric_labels[row.key] = f"{section}: {label.strip()}"
 
     def _dataset_row(self, line: str) -> None:
         target = self._target
@@ -313,11 +290,11 @@ class ReportScanner:
                     target.setdefault(column, {})[key] = number
             return
         label, sep, value = line.partition(":")
-        spec = _LABELS.get((_DATASET, " ".join(label.lower().split()))) if sep else None
-        if spec is not None:
-            converted = _convert(value, spec[2])
+        row = ROWS.get((DATASET, normalise(label))) if sep else None
+        if row is not None:
+            converted = _convert(value, row.kind)
             if converted is not None:
-                target[spec[1]] = converted
+                target[row.key] = converted
 
     @staticmethod
     def _machine_row(report: ParsedReport, line: str) -> None:
@@ -331,6 +308,17 @@ class ReportScanner:
                 number = _convert(match.group(group), "float")
                 if number is not None:
                     report.machine[key] = number
+
+    @staticmethod
+    def _breakdown_row(report: ParsedReport, section: str, line: str) -> None:
+        match = _BREAKDOWN_ROW_RE.match(line)
+        number = _convert(match.group(2), "float") if match else None
+        if match is None or number is None:
+            return
+        block, relabel = BREAKDOWNS[section]
+        printed = match.group(1).upper()
+        report.percentiles.setdefault(block, {})[relabel.get(printed, _PCT_KEYS.get(printed, printed.lower()))] = (
+            number)
 
     def reports(self) -> list[ParsedReport]:
         """Every report seen so far (the last one may be incomplete); finishing is idempotent."""

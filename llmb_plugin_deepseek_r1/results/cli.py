@@ -16,20 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from llmb_plugin_deepseek_r1 import WORKLOAD_KEY
+from llmb_plugin_deepseek_r1.host import errors
+from llmb_plugin_deepseek_r1.host.contract import HostContext
+from llmb_plugin_deepseek_r1.paths import experiments_dir
 from .load import ResultsError
-
-EXIT_BAD_INPUT, EXIT_SYSTEM = 1, 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad input with llmb-run's exit code 1 instead of raising SystemExit(2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ResultsError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="llmb-run results", description="One row per run from the result JSON files, compared with "
+    p = argparse.ArgumentParser(prog="llmb-run results", description="One row per run from the result JSON files, compared with "
                 "NVIDIA's published references and with the previous run of the same settings.")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list instead of a table")
     p.add_argument("--csv", type=Path, metavar="FILE", help="also write the rows to FILE as CSV")
@@ -57,19 +51,18 @@ def _experiments_dir(given: Path | None, context: Any) -> Path:
         if not given.is_dir():
             raise ResultsError(f"--dir {given}: no such folder; give a workload folder or its experiments folder")
         return given
-    return _workload_dir(context) / "experiments"
+    return experiments_dir(_workload_dir(context))
 
 
-def _workload_dir(context: Any) -> Path:
+def _workload_dir(context: HostContext | None) -> Path:
+    from llmb_plugin_deepseek_r1.paths import workload_paths
+    from llmb_plugin_deepseek_r1.recipe import load_metadata
+
     if context is None:
         from llmb_plugin_deepseek_r1.host.cluster import resolve_context
-        from llmb_plugin_deepseek_r1.host.errors import LlmbError
 
-        try:
-            context = resolve_context(os.environ, Path.cwd())
-        except LlmbError as exc:
-            raise ResultsError(str(exc)) from None
-    return Path(context.install_dir) / "workloads" / WORKLOAD_KEY
+        context = resolve_context(os.environ, Path.cwd())
+    return workload_paths(context.install_dir, context.env, load_metadata()).workload_dir
 
 
 def _references() -> list[dict[str, Any]]:
@@ -88,7 +81,7 @@ def _write_csv(path: Path, text: str, force: bool) -> None:
     write_atomic(path, lambda handle: handle.write(text.encode()), overwrite=True)
 
 
-def run_results(args: argparse.Namespace, context: Any) -> int:
+def run_results(args: argparse.Namespace, context: HostContext | None) -> int:
     from .load import load_runs, parse_since
     from .table import (
         annotate,
@@ -133,15 +126,16 @@ def run_results(args: argparse.Namespace, context: Any) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None, context: Any = None) -> int:
-    """`llmb-run results [OPTIONS]`: 0 on success, 1 for bad input, 2 when a file cannot be written."""
-    return _guarded(lambda: run_results(build_parser().parse_args(list(argv or [])), context))
+@errors.command
+def main(argv: Sequence[str] | None = None, context: HostContext | None = None) -> int:
+    """`llmb-run results [OPTIONS]` (exit codes: README's table)."""
+    return run_results(build_parser().parse_args(list(argv or [])), context)
 
 
 def build_archive_parser() -> argparse.ArgumentParser:
     from .archive import DEFAULT_MAX_FILE_BYTES
 
-    p = _Parser(prog="llmb-run archive", description="Pack the workload's experiments (logs, result JSON, YAML, "
+    p = argparse.ArgumentParser(prog="llmb-run archive", description="Pack the workload's experiments (logs, result JSON, YAML, "
                 "job records; no weights, datasets or submitit pickles) into one .tar.gz to share.")
     p.add_argument("--output", "-o", type=Path, metavar="FILE", help="archive to write (default: $LLMB_WORKLOAD/"
                    "llmb-results-<date>.tar.gz, numbered when taken; an existing FILE is never replaced)")
@@ -152,7 +146,7 @@ def build_archive_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_archive(args: argparse.Namespace, context: Any) -> int:
+def run_archive(args: argparse.Namespace, context: HostContext | None) -> int:
     from .archive import create_archive, format_summary, parse_size
 
     limit = parse_size(args.max_file_size)
@@ -162,19 +156,7 @@ def run_archive(args: argparse.Namespace, context: Any) -> int:
     return 0
 
 
-def main_archive(argv: Sequence[str] | None = None, context: Any = None) -> int:
-    """`llmb-run archive [--output FILE] [--max-file-size SIZE]`: 0 on success, 1 for bad input, 2 on I/O errors."""
-    return _guarded(lambda: run_archive(build_archive_parser().parse_args(list(argv or [])), context))
-
-
-def _guarded(action: Any) -> int:
-    try:
-        return int(action() or 0)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    except ResultsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_SYSTEM
+@errors.command
+def main_archive(argv: Sequence[str] | None = None, context: HostContext | None = None) -> int:
+    """`llmb-run archive [--output FILE] [--max-file-size SIZE]` (exit codes: README's table)."""
+    return run_archive(build_archive_parser().parse_args(list(argv or [])), context)

@@ -16,7 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA = 1
+from llmb_plugin_deepseek_r1 import document as result_document
+from llmb_plugin_deepseek_r1.host.errors import InvalidInput
+
 METRICS = ("output_tok_s_gpu", "total_tok_s_gpu", "output_tok_s_user", "avg_ttft_ms", "avg_tpot_ms",
            "request_throughput_req_s")
 # Asked settings in display order; use_case/isl/osl are always shown, time_limit_min never identifies a setting.
@@ -35,7 +37,7 @@ _RELATIVE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>[mhdw])$")
 _UNIT_S = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 
 
-class ResultsError(ValueError):
+class ResultsError(InvalidInput, ValueError):
     """Bad input to `llmb-run results`/`archive`: the message is one line naming the value and what is accepted."""
 
 
@@ -70,12 +72,9 @@ def _number(value: Any) -> float | None:
 
 
 def run_record(document: Mapping[str, Any], path: Path, mtime: float) -> dict[str, Any]:
-    """Flatten one result document; raises ValueError naming what is missing."""
-    if document.get("schema") != SCHEMA:
-        raise ValueError(f"unsupported schema {document.get('schema')!r} (this version reads {SCHEMA})")
-    asked, verdict = document.get("asked"), document.get("verdict")
-    if not isinstance(asked, dict) or not isinstance(verdict, dict) or "status" not in verdict:
-        raise ValueError("no 'asked' settings or no 'verdict'")
+    """Flatten one result document (any schema :mod:`document` reads); ValueError naming what is missing."""
+    document = result_document.upgrade(document)
+    asked, verdict = document["asked"], document["verdict"]
     provenance = document.get("provenance") or {}
     measured = document.get("measured") or {}
     headline = measured.get("headline") or {}
@@ -102,10 +101,7 @@ def load_runs(experiments: Path) -> LoadedRuns:
     loaded = LoadedRuns()
     for path in find_result_files(experiments):
         try:
-            document = json.loads(path.read_text())
-            if not isinstance(document, dict):
-                raise ValueError("not a JSON object")
-            loaded.runs.append(run_record(document, path, path.stat().st_mtime))
+            loaded.runs.append(run_record(result_document.read(path), path, path.stat().st_mtime))
         except (OSError, ValueError) as exc:
             loaded.skipped.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
     return loaded

@@ -10,13 +10,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmb_plugin_deepseek_r1.recipe import WORKLOAD_KEY
+from llmb_plugin_deepseek_r1.host.errors import EXIT_BENCHMARK_FAILED, EXIT_OK
 from llmb_plugin_deepseek_r1.weights.report import human_bytes
 
 STEPS = ("layout", "weights", "image", "datasets")
 HEAVY_STEPS = ("weights", "image", "datasets")
-# done/skipped/planned/submitted are fine; failed/incomplete/interrupted make the setup incomplete (exit 2).
+# done/skipped/planned/submitted are fine; failed/incomplete/interrupted make the setup incomplete (exit 4).
 OK_STATUSES = frozenset({"done", "skipped", "planned", "submitted"})
-EXIT_OK, EXIT_CONFIG, EXIT_INCOMPLETE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class SetupOptions:
     lock_timeout_s: float
     manual_install: bool
     slurm: SlurmOptions | None = None
-    workload: str = "inference_deepseek-r1"
+    workload: str = WORKLOAD_KEY
     run_command: str = ""
 
 
@@ -96,8 +97,8 @@ class StepResult:
 
 
 def exit_code(results: list[StepResult]) -> int:
-    """0 when every step is done, skipped, planned or submitted; 2 when any failed or is incomplete."""
-    return EXIT_OK if all(r.ok for r in results) else EXIT_INCOMPLETE
+    """0 when every step is done, skipped, planned or submitted; 4 when any failed or is incomplete."""
+    return EXIT_OK if all(r.ok for r in results) else EXIT_BENCHMARK_FAILED
 
 
 def next_command(opts: SetupOptions, results: list[StepResult]) -> str:

@@ -15,7 +15,9 @@ from llmb_plugin_deepseek_r1.planning import knobs
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 from .model import HEAVY_STEPS, STEPS, SetupOptions, SlurmOptions, UseCaseData
 from .download import hub_cache_dir, is_offline
-from llmb_plugin_deepseek_r1.planning.spec import FALLBACK_USE_CASE, image_file_name, parse_use_cases, resolve_model_dir
+from llmb_plugin_deepseek_r1.planning.spec import FALLBACK_USE_CASE, parse_use_cases
+from llmb_plugin_deepseek_r1.paths import WorkloadPaths, workload_paths
+from llmb_plugin_deepseek_r1.host.contract import HostContext
 
 DEFAULT_WORKERS = 8
 DEFAULT_LOCK_TIMEOUT_S = 4 * 3600.0
@@ -80,7 +82,7 @@ def request_count(env: Mapping[str, str]) -> tuple[int | None, str]:
     return None, "each use case's num_requests"
 
 
-def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path) -> tuple[
+def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], where: WorkloadPaths) -> tuple[
         tuple[UseCaseData, ...], str]:
     """One dataset per USE_CASES entry (default: every use case of the table), as the jobs will name it."""
     table: Mapping[str, Any] = metadata["use_cases"]
@@ -89,7 +91,7 @@ def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], workload_
     for uc in parse_use_cases(env.get("USE_CASES"), table):
         row = table.get(uc.name) or table[FALLBACK_USE_CASE]
         n = count if count is not None else int(row["num_requests"])
-        out.append(UseCaseData(uc.name, uc.isl, uc.osl, n, workload_dir / f"dataset_{uc.name}_{uc.isl}_{uc.osl}.txt"))
+        out.append(UseCaseData(uc.name, uc.isl, uc.osl, n, where.dataset(uc.name, uc.isl, uc.osl)))
     return tuple(out), source
 
 
@@ -103,7 +105,7 @@ def run_command(metadata: Mapping[str, Any], gpu_type: str, use_cases: tuple[Use
     return f"{prefix}llmb-run single -w {WORKLOAD_KEY} -s {size} --dtype {dtype} --scale {scale}"
 
 
-def _slurm(args: argparse.Namespace, context: Any, steps: tuple[str, ...]) -> SlurmOptions | None:
+def _slurm(args: argparse.Namespace, context: HostContext, steps: tuple[str, ...]) -> SlurmOptions | None:
     env = context.env
     if not args.slurm:
         used = [flag for flag, value in (("--partition", args.partition), ("--account", args.account),
@@ -115,12 +117,12 @@ def _slurm(args: argparse.Namespace, context: Any, steps: tuple[str, ...]) -> Sl
     if env.get("SLURM_JOB_ID"):
         raise ValidationError(f"--slurm is not valid inside a Slurm job (SLURM_JOB_ID={env['SLURM_JOB_ID']}): "
                               "run setup without --slurm here, or submit from a login node")
-    partition = args.partition or getattr(context.cluster, "cpu_partition", None)
+    partition = args.partition or context.cluster.cpu_partition
     if not partition:
         raise ValidationError("--slurm needs a CPU partition: pass --partition NAME or set slurm.cpu_partition "
                               "in cluster_config.yaml")
     partition = knobs.name("--partition", partition)
-    account = args.account or env.get("SBATCH_ACCOUNT") or getattr(context.cluster, "account", None)
+    account = args.account or env.get("SBATCH_ACCOUNT") or context.cluster.account
     if account:
         account = knobs.name("--account", account)
     time_min = knobs.time_limit_minutes("--time", args.time or DEFAULT_TIME)
@@ -133,12 +135,12 @@ def _slurm(args: argparse.Namespace, context: Any, steps: tuple[str, ...]) -> Sl
                         wait_timeout_s=float(wait_timeout))
 
 
-def resolve_options(args: argparse.Namespace, context: Any, metadata: Mapping[str, Any]) -> SetupOptions:
+def resolve_options(args: argparse.Namespace, context: HostContext, metadata: Mapping[str, Any]) -> SetupOptions:
     """Everything validated up front; ValidationError (one line, naming the value) for anything wrong."""
     env: Mapping[str, str] = context.env
     steps = parse_steps(args.steps)
     install_dir = Path(context.install_dir)
-    workload_dir = install_dir / "workloads" / WORKLOAD_KEY
+    where = workload_paths(install_dir, env, metadata)
     revision = args.revision if args.revision is not None else (env.get("HF_REVISION") or "").strip() or None
     if revision is not None and not _REVISION_RE.match(revision):
         raise ValidationError(f"revision {revision!r} is not valid: expected a branch, tag or commit id")
@@ -148,17 +150,17 @@ def resolve_options(args: argparse.Namespace, context: Any, metadata: Mapping[st
         raise ValidationError(f"--lock-timeout {args.lock_timeout} is not valid: expected seconds > 0")
     manual = (env.get("MANUAL_INSTALL") or "").strip()
     image_uri = resolve_image_uri(args.image, env, metadata)
-    use_cases, requests_source = use_case_data(env, metadata, workload_dir)
+    use_cases, requests_source = use_case_data(env, metadata, where)
     weights = (metadata.get("setup") or {}).get("weights") or {}
     slurm = _slurm(args, context, steps)
     if slurm is not None and not any(s in HEAVY_STEPS for s in steps):
         slurm = None  # nothing heavy to submit: the layout runs here either way
     manual_install = knobs.boolean("MANUAL_INSTALL", manual) if manual else True
     return SetupOptions(
-        steps=steps, dry_run=args.dry_run, install_dir=install_dir, workload_dir=workload_dir,
-        model_dir=resolve_model_dir(env, metadata, workload_dir),
+        steps=steps, dry_run=args.dry_run, install_dir=install_dir, workload_dir=where.workload_dir,
+        model_dir=where.model_dir,
         repo_id=str(weights.get("repo_id", "nvidia/DeepSeek-R1-FP4")),
-        revision=revision, image_uri=image_uri, image_file=install_dir / "images" / image_file_name(image_uri),
+        revision=revision, image_uri=image_uri, image_file=where.image_file(image_uri),
         arch=resolve_arch(args.arch, context.gpu_type), gpu_type=context.gpu_type, workers=args.workers,
         use_cases=use_cases, requests_source=requests_source, offline=is_offline(env), hub_cache=hub_cache_dir(env),
         lock_timeout_s=float(args.lock_timeout), manual_install=manual_install,

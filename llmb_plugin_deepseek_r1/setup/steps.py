@@ -3,7 +3,8 @@ llmb_plugin_deepseek_r1 setup``): layout, weights, container image, datasets, th
 
 Every step checks before it works and skips what is already verified, writes through temporary names and
 keeps what an interrupted run finished, so setup can be killed and re-run at any point. Exit codes: 0 all
-done or skipped, 1 a validation or configuration error, 2 a step failed or is incomplete.
+done or skipped, 1 a validation or configuration error, 4 a step failed or is incomplete (the table in
+README's "Exit codes").
 """
 
 from __future__ import annotations
@@ -11,20 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmb_plugin_deepseek_r1.host.errors import ConfigError, ValidationError
-from .model import (EXIT_CONFIG, HEAVY_STEPS, STEPS, SetupOptions, StepResult, format_summary,
-                          summary_dict)
+from llmb_plugin_deepseek_r1.host import errors
+from llmb_plugin_deepseek_r1.host.contract import HostContext
+from .model import HEAVY_STEPS, STEPS, SetupOptions, StepResult, format_summary, summary_dict
 from .options import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_TIME, DEFAULT_WORKERS, resolve_options
+from .runner import run_steps, stderr_log
 
-__all__ = ["build_parser", "main", "run_steps", "run_setup", "stderr_log"]
+__all__ = ["build_parser", "main", "run_setup"]
 
 DESCRIPTION = """\
 Prepare everything a DeepSeek-R1 benchmark needs under $LLMB_INSTALL: the layout (images/, datasets/, venvs/,
@@ -46,19 +45,13 @@ environment:
                     use case's num_requests)
   RUN_CONF_IMAGE    image URI to import when --image is not given (a .sqsh path is used by jobs as is)
   MODEL_PATH        weights folder when not $LLMB_WORKLOAD/DeepSeek-R1-FP4
-exit codes: 0 everything done or skipped, 1 bad option or configuration, 2 a step failed or is incomplete
+exit codes: 0 everything done or skipped, 1 bad option value or configuration, 2 usage error, 3 system error,
+  4 a step failed or is incomplete, 130 interrupted
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad option is a configuration error (exit 1) with one line, as elsewhere in llmb-run."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_CONFIG, f"error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="setup.sh", description=DESCRIPTION, epilog=EPILOG,
+    p = argparse.ArgumentParser(prog="setup.sh", description=DESCRIPTION, epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", default=",".join(STEPS), metavar="LIST",
                    help=f"comma-separated steps to run, in this order: {','.join(STEPS)} (default: all)")
@@ -88,47 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def stderr_log(message: str) -> None:
-    """Progress lines go to stderr, so that stdout carries only the summary (``--json`` stays parseable)."""
-    print(f"[setup] {message}", file=sys.stderr, flush=True)
-
-
-def _step_functions() -> dict[str, Callable[[SetupOptions, Mapping[str, str], Callable[[str], None]], StepResult]]:
-    from .data import datasets_step, layout_step
-    from .image import image_step
-    from .download import weights_step
-
-    return {"layout": layout_step, "weights": weights_step, "image": image_step, "datasets": datasets_step}
-
-
-def run_steps(opts: SetupOptions, env: Mapping[str, str], log: Callable[[str], None],
-              steps: tuple[str, ...] | None = None) -> list[StepResult]:
-    """Run ``steps`` (default ``opts.steps``) here, in order. A failed layout or an interruption marks the
-    remaining steps incomplete; any other failure does not stop the independent steps after it."""
-    functions = _step_functions()
-    todo = list(steps if steps is not None else opts.steps)
-    results: list[StepResult] = []
-    while todo:
-        step = todo.pop(0)
-        log(f"{step}: {'checking (dry run)' if opts.dry_run else 'starting'}")
-        try:
-            result = functions[step](opts, env, log)
-        except KeyboardInterrupt:
-            results.append(StepResult(step, "interrupted", "interrupted; finished work is kept, rerun to resume"))
-            results += [StepResult(s, "incomplete", "not run: setup was interrupted") for s in todo]
-            break
-        except Exception as exc:  # noqa: BLE001 - one broken step must not hide the others' outcome
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            result = StepResult(step, "failed", f"unexpected {type(exc).__name__}: {text}",
-                                remedy=["rerun; if it persists, report it with the lines above"])
-        results.append(result)
-        log(f"{step}: {result.status}: {result.detail}")
-        if step == "layout" and not result.ok:
-            results += [StepResult(s, "incomplete", "not run: the layout step failed") for s in todo]
-            break
-    return results
-
-
 def run_setup(opts: SetupOptions, env: Mapping[str, str],
               log: Callable[[str], None]) -> tuple[list[StepResult], dict[str, Any]]:
     """All of ``opts.steps``: here, or the heavy ones as a Slurm job (``opts.slurm``)."""
@@ -155,47 +107,26 @@ def run_setup(opts: SetupOptions, env: Mapping[str, str],
     return results + submitted, extra
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (Slurm's scancel, a killed installer) unwinds like Ctrl-C, so temporary files are removed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def main(argv: list[str] | None = None, *, context: Any = None) -> int:
+@errors.command
+def main(argv: list[str] | None = None, *, context: HostContext | None = None) -> int:
     """Parse options, resolve the context (``context`` from llmb-run, else the environment), run, summarise."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a bad option (1): argparse already printed why
-        return int(exc.code or 0)
-    try:
-        if context is None:
-            from llmb_plugin_deepseek_r1.host.cluster import resolve_context
+    from llmb_plugin_deepseek_r1.job.entry import sigterm_raises
 
-            context = resolve_context(os.environ, Path.cwd())
-        from llmb_plugin_deepseek_r1.recipe import load_metadata
+    args = build_parser().parse_args(argv)
+    if context is None:
+        from llmb_plugin_deepseek_r1.host.cluster import resolve_context
 
-        opts = resolve_options(args, context, load_metadata())
-    except (ConfigError, ValidationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        context = resolve_context(os.environ, Path.cwd())
+    from llmb_plugin_deepseek_r1.recipe import load_metadata
+
+    opts = resolve_options(args, context, load_metadata())
     env = dict(context.env)
     from .data import venv_warning
 
     warnings = [w for w in (venv_warning(env, opts.manual_install),) if w]
     for warning in warnings:
         stderr_log(f"warning: {warning}")
-    with _terminate_as_interrupt():
+    with sigterm_raises(KeyboardInterrupt):  # SIGTERM unwinds like Ctrl-C, so temporary files are removed
         try:
             results, extra = run_setup(opts, env, stderr_log)
         except KeyboardInterrupt:

@@ -6,29 +6,8 @@ size) and is the first step of every benchmark job; full mode also hashes every 
 
 from __future__ import annotations
 
-from .check import check_weights, preflight
+from .check import check_weights
 from .cli import main
-from .hashing import default_cache_path
-from .manifest import MANIFEST_NAME, Manifest, ManifestError, find_manifest, read_manifest_file, write_manifest
-from .quant import DTYPE_QUANT_ALGO, validate_dtype
-from .report import Problem, WeightReport
+from .manifest import write_manifest
 
-main_verify_weights = main
-
-__all__ = [
-    "DTYPE_QUANT_ALGO",
-    "MANIFEST_NAME",
-    "Manifest",
-    "ManifestError",
-    "Problem",
-    "WeightReport",
-    "check_weights",
-    "default_cache_path",
-    "find_manifest",
-    "main",
-    "main_verify_weights",
-    "preflight",
-    "read_manifest_file",
-    "validate_dtype",
-    "write_manifest",
-]
+__all__ = ["check_weights", "main", "write_manifest"]

@@ -6,7 +6,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
 
 from llmb_plugin_deepseek_r1.weights import layout
 from .quant import validate_dtype
@@ -166,11 +165,3 @@ def _full_check(
                 f"the manifest ({man.source}) does not list it, so its content could not be verified",
             )
         )
-
-
-def preflight(model_dir: Path, dtype: str = "nvfp4", stream: TextIO | None = None) -> WeightReport:
-    """The job body's first step: quick mode, its verdict written to ``stream`` (stderr: the job's .err)."""
-    report = check_weights(model_dir, dtype=dtype, full=False, progress=False)
-    out = sys.stderr if stream is None else stream
-    print(report.format_text(), file=out, flush=True)
-    return report

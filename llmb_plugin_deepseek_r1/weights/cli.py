@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from llmb_plugin_deepseek_r1.host import errors
+from llmb_plugin_deepseek_r1.tuning import bulk_work
+from llmb_plugin_deepseek_r1.host.errors import ValidationError
 
 from .check import check_weights
 from .quant import DTYPE_QUANT_ALGO
@@ -44,19 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
-    """Run the check and print its verdict; 0 when nothing is wrong, 1 otherwise, 2 for bad arguments."""
+    """Run the check and print its verdict; 0 when nothing is wrong, 4 when it found problems (README's table)."""
     args = build_parser().parse_args(argv)
     if args.manifest is not None and not args.manifest.is_file():
-        print(
-            f"error: --manifest {args.manifest}: no such file; pass a JSON manifest or `sha256sum` output",
-            file=sys.stderr,
-        )
-        return 2
+        raise ValidationError(f"--manifest {args.manifest}: no such file; pass a JSON manifest or `sha256sum` output")
     if args.jobs is not None and args.jobs < 1:
-        print(f"error: --jobs {args.jobs}: must be a positive number of threads", file=sys.stderr)
-        return 2
-    report = check_weights(
+        raise ValidationError(f"--jobs {args.jobs}: must be a positive number of threads")
+    with bulk_work():
+        report = _check(args)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+    else:
+        print(report.format_text())
+    return errors.EXIT_OK if report.ok else errors.EXIT_BENCHMARK_FAILED
+
+
+def _check(args: argparse.Namespace):
+    return check_weights(
         args.model_dir,
         dtype=args.dtype,
         full=args.full,
@@ -66,8 +75,3 @@ def main(argv: list[str] | None = None) -> int:
         progress=None,
         workers=args.jobs,
     )
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=1))
-    else:
-        print(report.format_text())
-    return 0 if report.ok else 1

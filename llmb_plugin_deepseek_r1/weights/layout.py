@@ -18,7 +18,6 @@ from .safetensors_check import (
     LFS_PREFIX,
     MASK64,
     ShardInfo,
-    gc_paused,
     inspect_many,
     lfs_pointer_detail,
     read_tensor_names,
@@ -223,11 +222,6 @@ def quick_check(model_dir: Path, dtype: str, workers: int | None = None) -> Quic
     Shard headers are read on ``workers`` processes (default: all cores for a large checkpoint) while this
     process parses the index.
     """
-    with gc_paused():
-        return _quick_check(model_dir, dtype, workers)
-
-
-def _quick_check(model_dir: Path, dtype: str, workers: int | None) -> QuickResult:
     res = QuickResult()
     entries = _listing(model_dir)
     single = SINGLE in entries and INDEX not in entries

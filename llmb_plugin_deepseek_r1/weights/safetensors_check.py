@@ -7,15 +7,13 @@ file with bytes appended, or a header that does not describe its own data.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import operator
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, TypeVar
@@ -302,21 +300,8 @@ def read_tensor_names(path: str) -> set[str]:
     return set(header)
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Parsing ~200k small JSON objects triggers the cyclic GC hundreds of times for nothing: pause it."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def _inspect_chunk(chunk: list[tuple[str, str, int]]) -> list[ShardInfo]:
-    with gc_paused():
-        return [inspect_shard(path, name, size) for path, name, size in chunk]
+    return [inspect_shard(path, name, size) for path, name, size in chunk]
 
 
 def usable_cores() -> int:

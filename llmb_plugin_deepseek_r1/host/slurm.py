@@ -1,0 +1,135 @@
+"""The one Slurm layer: every sbatch, squeue, sacct, scontrol and scancel call of the package goes through here.
+
+Why one place: each call has a timeout (a hung slurmctld must not hang llmb-run), an explicit environment
+(no swapping of ``os.environ``), and one order for reading a job's state: sacct (accounting, also for ended
+jobs), then squeue (pending/running jobs where accounting is missing or slow); the caller adds the job's own
+status file last (:func:`llmb_plugin_deepseek_r1.host.tracking.job_state`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .errors import SlurmError
+
+QUERY_TIMEOUT_S = 30.0   # squeue, sacct, scontrol: answers in well under a second on a healthy controller
+SUBMIT_TIMEOUT_S = 120.0  # sbatch may wait for a busy controller
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+                      "BOOT_FAIL", "DEADLINE", "REVOKED"})
+
+
+def available(env: Mapping[str, str]) -> bool:
+    """True when sbatch is on the PATH of ``env``."""
+    return shutil.which("sbatch", path=env.get("PATH")) is not None
+
+
+def run(argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S,
+        env: Mapping[str, str] | None = None) -> str:
+    """stdout of a Slurm client command; SlurmError (one line) when it cannot run, times out or fails."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, check=False,
+                              env=None if env is None else dict(env))
+    except FileNotFoundError:
+        raise SlurmError(f"{argv[0]} is not on PATH: is this a Slurm login node?") from None
+    except OSError as exc:
+        raise SlurmError(f"{argv[0]} could not run: {exc}") from None
+    except subprocess.TimeoutExpired:
+        raise SlurmError(f"{argv[0]} did not answer within {timeout_s:.0f} s") from None
+    if done.returncode != 0:
+        why = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}").splitlines()[-1]
+        raise SlurmError(f"{' '.join(argv[:2])} failed: {why}")
+    return done.stdout
+
+
+def query(argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S) -> str | None:
+    """Like :func:`run`, for read-only queries whose absence the caller can live with: None instead of an error."""
+    try:
+        return run(argv, timeout_s=timeout_s)
+    except SlurmError:
+        return None
+
+
+def sbatch_version(env: Mapping[str, str]) -> str | None:
+    """`sbatch --version` ('slurm 22.05.8'), None when it cannot tell."""
+    try:
+        return run(["sbatch", "--version"], env=env).strip() or None
+    except SlurmError:
+        return None
+
+
+def node_list(job_id: str) -> str | None:
+    """A job's node list in Slurm's compact form (n[1-2]): squeue while it runs, else sacct; None if unknown."""
+    out = query(["squeue", "-h", "-j", job_id, "-o", "%N"])
+    if out and out.strip():
+        return out.split()[0]
+    out = query(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,NodeList"])
+    for line in (out or "").splitlines():
+        jid, _, nodes = line.partition("|")
+        if jid == job_id and nodes and nodes != "None assigned":
+            return nodes
+    return None
+
+
+def sbatch(script: Path, env: Mapping[str, str]) -> str:
+    """Submit a batch script with exactly ``env`` as sbatch's (and so the job's) environment; sbatch's stdout."""
+    return run(["sbatch", str(script)], timeout_s=SUBMIT_TIMEOUT_S, env=env)
+
+
+def sacct_state(job_id: str) -> str | None:
+    out = query(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,State"])
+    for line in (out or "").splitlines():
+        jid, _, state = line.partition("|")
+        if jid == job_id and state:
+            return state.split()[0].rstrip("+")
+    return None
+
+
+def squeue_state(job_id: str) -> str | None:
+    out = query(["squeue", "-h", "-j", job_id, "-o", "%T"])
+    words = (out or "").split()
+    return words[0] if words else None
+
+
+def job_state(job_id: str) -> tuple[str, str] | None:
+    """(state, source) from sacct, else squeue; None when Slurm knows nothing of the job."""
+    for source, probe in (("sacct", sacct_state), ("squeue", squeue_state)):
+        state = probe(job_id)
+        if state:
+            return state, source
+    return None
+
+
+def parse_duration(text: str) -> float | None:
+    """squeue's %L (time left): [D-]HH:MM:SS, MM:SS or SS -> seconds; None for UNLIMITED/INVALID/empty."""
+    text = text.strip()
+    days = 0
+    if "-" in text:
+        day_text, _, text = text.partition("-")
+        if not day_text.isdigit():
+            return None
+        days = int(day_text)
+    parts = text.split(":")
+    if not text or not all(p.isdigit() for p in parts) or len(parts) > 3:
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return float(days * 86400 + seconds)
+
+
+def time_left_s(job_id: str) -> float | None:
+    """What is left of a running job's allocation, from squeue; None when squeue cannot tell."""
+    out = query(["squeue", "-h", "-j", job_id, "-o", "%L"])
+    return parse_duration(out.splitlines()[0]) if out and out.strip() else None
+
+
+def update_job(job_id: str, changes: Sequence[str]) -> None:
+    """``scontrol update JobId=... KEY=VALUE...`` (a task's own time limit and name in an array)."""
+    run(["scontrol", "update", f"JobId={job_id}", *changes])
+
+
+def cancel(job_id: str) -> None:
+    run(["scancel", job_id])

@@ -1,0 +1,34 @@
+"""The suite does not depend on the caller's shell: every knob the workload declares (its registry,
+planning/knobs.py, through Workload.knobs) and every variable the host reads is cleared for each test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+from llmb_plugin_deepseek_r1.host.cluster import HOST_VARIABLES
+from llmb_plugin_deepseek_r1.plugin import DeepSeekR1Workload
+from llmb_plugin_deepseek_r1.planning import knobs
+
+HOSTILE = {"SWEEP_FILE": "/nonexistent", "HANG_GRACE": "abc", "MAX_NUM_TOKENS": "1", "USE_CASES": "bad",
+           "MODEL_PATH": "relative/path", "STAGE_PATH": "/old", "WEIGHT_CHECK": "maybe", "PROMPT_REQUESTS": "0"}
+
+
+def test_the_registry_is_what_the_workload_declares_and_tests_start_without_it():
+    assert DeepSeekR1Workload.knobs == knobs.ALL_KNOBS
+    assert set(knobs.RUN_KNOBS) <= set(knobs.ALL_KNOBS) and "HANG_GRACE" in knobs.RUN_KNOBS
+    assert not [var for var in (*knobs.ALL_KNOBS, *HOST_VARIABLES) if var in os.environ]
+
+
+def test_a_part_of_the_suite_passes_in_a_hostile_shell():
+    """Knobs exported with bad values, as a developer's shell may have them: the tests pass as in a clean one."""
+    env = {**os.environ, **HOSTILE, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+                           "tests/test_cli.py", "tests/test_trtllm.py",
+                           "tests/test_setup.py::test_a_failing_layout_stops_the_other_steps"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout
