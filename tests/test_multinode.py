@@ -112,7 +112,7 @@ def test_rank_crash_on_second_node_ends_the_step_and_is_named(two_node_cluster, 
     env = env_for(tmp_path, "gb200", 4, FAKE_TLLM_FAIL_RANK="5", FAKE_TLLM_RANK_FAULT="crash")
     result, stem = failed_result(env, tmp_path, "DeepSeek-R1_TP8_EP8_PP1_CON-1")
     verdict = result["verdict"]
-    assert verdict["classification"] == "rank_crash" and (verdict["node"], verdict["rank"]) == ("n2", 5), verdict
+    assert verdict["classification"] == "cuda_error" and (verdict["node"], verdict["rank"]) == ("n2", 5), verdict
     assert "rank 5 on node n2 failed first: Exited with exit code 1" in verdict["reasons"][0]
     err = Path(f"{stem}.err").read_text()
     assert "illegal memory access was encountered (rank 5 on n2)" in err

@@ -204,7 +204,7 @@ def judge(spec: RunSpec, outcome: BenchOutcome, scan: Any, synthetic_dataset: bo
 def name_failed_rank(verdict: Verdict, stderr: Path) -> None:
     """Name the node and rank that failed first when srun's lines in the benchmark's stderr say (srun knows which
     task ended on its own; ranks it killed afterwards are consequences and never named)."""
-    from llmb_plugin_deepseek_r1.report.failure import failed_rank
+    from llmb_plugin_deepseek_r1.report.failure import SRUN_TASK_FAILED, failed_rank
 
     try:
         text = stderr.read_text(errors="replace")
@@ -212,6 +212,8 @@ def name_failed_rank(verdict: Verdict, stderr: Path) -> None:
         return
     found = failed_rank([text])
     if found is None:
+        if verdict.failure_line and SRUN_TASK_FAILED.search(verdict.failure_line):
+            verdict.node = verdict.rank = None  # srun killed that task after the fact: not where it failed
         return
     verdict.node, verdict.rank = str(found["node"]), int(found["rank"])  # type: ignore[call-overload]
     verdict.reasons.insert(0, f"rank {found['rank']} on node {found['node']} failed first: {found['how']}")
