@@ -48,9 +48,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         results = tracking.result_summaries(install, record) if state in tracking.TERMINAL else []
         if args.json:
             print(json.dumps({"job_id": args.job_id, "state": state, "source": source, "record": record,
+                              "nodes": tracking.job_nodes(install, record),
                               "results": [dict(s.details) for s in results]}, indent=2, default=str))
         else:
-            print(f"state from {source}; submitted as: {record['command_line']}")
+            print(f"state from {source}; nodes {tracking.job_nodes(install, record) or '-'}; submitted as: "
+                  f"{record['command_line']}")
             print(tracking.format_summary(args.job_id, state, results))
         return 0
     if args.action == "wait":
