@@ -78,4 +78,6 @@ def read(path: Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text())
     except ValueError as exc:
         raise DocumentError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise DocumentError("JSON nested too deeply") from None
     return upgrade(data)

@@ -66,10 +66,10 @@ def result_dir(workload_dir: Path, result_name: str) -> Path:
 def model_dir(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path) -> Path:
     """MODEL_PATH (an absolute path), else the recipe's weights folder inside $LLMB_WORKLOAD."""
     value = (env.get("MODEL_PATH") or "").strip()
-    if value:
-        if not value.startswith("/") or "\x00" in value or "\n" in value:
-            raise ValidationError(f"MODEL_PATH={value!r} is not valid: expected an absolute path")
-        return Path(value)
+    if value:  # mounted into the container: absolute, no control characters, no ',' or ':'
+        from llmb_plugin_deepseek_r1.host.safety import mount_path
+
+        return Path(mount_path("MODEL_PATH", value))
     folder = ((metadata.get("setup") or {}).get("weights") or {}).get("folder", DEFAULT_WEIGHTS_FOLDER)
     return workload_dir / str(folder)
 

@@ -316,4 +316,4 @@ def test_repeats_duplicate_each_job(run_cli, monkeypatch):
     assert code == 0, err
     assert [j["use_cases"][0]["name"] for j in json.loads(out)["jobs"]] == ["chat"] * 3 + ["reasoning"] * 3
     code, _, err = run_cli(*RUN_ARGS, "--dry-run", "-r", "0")
-    assert code == 1 and "--repeats 0 must be at least 1" in err
+    assert code == 1 and "--repeats 0 is not valid: expected 1 to 100" in err

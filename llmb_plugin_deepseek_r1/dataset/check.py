@@ -165,6 +165,8 @@ def line_error(line: bytes, index: int, expect: Expect) -> str | None:
         return f"not valid JSON ({exc.msg} at column {exc.colno})"
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         return f"not usable JSON ({exc})"
+    except RecursionError:
+        return "not usable JSON (nested too deeply)"
     if not isinstance(obj, dict):
         return f"not a JSON object (a {type(obj).__name__})"
     task, err = _int_field(obj, "task_id")

@@ -74,6 +74,8 @@ def _load_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
+    except RecursionError:
+        raise DatasetError(f"cannot read {path}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise DatasetError(f"{path} is not a JSON object")
     return data

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .contract import RunRequest
+from .contract import RunRequest, is_secret_name
 from . import errors
 from .contract import Workload
 from .errors import ValidationError
@@ -17,9 +17,19 @@ from .plugins import Registry, shared_registry as _registry
 
 
 def _key_value(text: str) -> tuple[str, str]:
+    from .safety import key_value
+
+    try:
+        return key_value(text)
+    except ValueError as exc:  # ArgumentTypeError: argparse then prints our words, never the (secret) value
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _slurm_key_value(text: str) -> tuple[str, str]:
+    """``--slurm-arg key=value``: the key is checked as a sbatch option name later (safety.slurm_args)."""
     key, sep, value = text.partition("=")
-    if not sep or not key or not key.replace("_", "").isalnum():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text[:60]!r} without '='")
     return key, value
 
 
@@ -39,16 +49,19 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, later_spelling: bool)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--env", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                         help="set a knob for this invocation (wins over the shell and cluster_config.yaml)")
-    parser.add_argument("--slurm-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+    parser.add_argument("--slurm-arg", action="append", type=_slurm_key_value, default=[], metavar="KEY=VALUE",
                         help="extra sbatch parameter, e.g. --slurm-arg reservation=bench")
-    parser.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times")
+    parser.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times (at most 100)")
     parser.add_argument("--one-allocation", action="store_true",
                         help="run all use cases in one allocation (time limit = sum of theirs)")
     parser.add_argument("--executor", choices=("auto", "slurm", "local"), default=None,
                         help="where jobs run: Slurm when sbatch is reachable (auto), or this machine")
     parser.add_argument("--allow-nested", action="store_true",
                         help="allow submitting from inside a Slurm allocation (SLURM_JOB_ID set)")
-    parser.add_argument("--wait", action="store_true", help="wait for the jobs and print their verdicts")
+    parser.add_argument("--wait", action="store_true", help="wait for the jobs and print their verdicts (Ctrl-C stops "
+                        "waiting and leaves the jobs running)")
+    parser.add_argument("--cancel-on-interrupt", action="store_true",
+                        help="with --wait: Ctrl-C cancels the jobs instead of leaving them running")
     parser.add_argument("--no-preflight", action="store_true",
                         help="skip the workload's checks on this node before submitting (weights, image...)")
 
@@ -118,19 +131,24 @@ def cmd_list(args: argparse.Namespace) -> int:
 def build_request(args: argparse.Namespace, environ: dict[str, str] | None = None,
                   cwd: Path | None = None) -> tuple[Workload, RunRequest]:
     """Command line + environment -> (workload, validated RunRequest)."""
+    from . import safety
     from .cluster import resolve_context
-    from .validate import validate_request
+    from .validate import MAX_REPEATS, validate_request
 
     registry = _registry()
     workload = registry.get(args.workload)
+    for key, value in args.env:
+        safety.no_control(f"--env {key}", value, secret=is_secret_name(key))
+    slurm_args = safety.slurm_args(args.slurm_arg)
     context = resolve_context(os.environ if environ is None else environ, cwd or Path.cwd(), dict(args.env))
+    safety.mount_path("LLMB_INSTALL", str(context.install_dir))  # mounted into the container, in #SBATCH paths
     validate_request(workload.metadata, workload.key, context.gpu_type, args.model_size, args.dtype, args.scale)
-    if args.repeats < 1:
-        raise ValidationError(f"--repeats {args.repeats} must be at least 1")
+    if not 1 <= args.repeats <= MAX_REPEATS:
+        raise ValidationError(f"--repeats {args.repeats} is not valid: expected 1 to {MAX_REPEATS}")
     request = RunRequest(
         workload=workload.key, model_size=args.model_size.lower(), dtype=args.dtype.lower(), scale=args.scale,
         gpu_type=context.gpu_type, install_dir=context.install_dir, env=context.env,
-        one_allocation=args.one_allocation, repeats=args.repeats, slurm_args=dict(args.slurm_arg),
+        one_allocation=args.one_allocation, repeats=args.repeats, slurm_args=slurm_args,
         cpu_partition=context.cluster.cpu_partition,
     )
     return workload, request
@@ -143,6 +161,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     plans = workload.plan(request)
     if not plans:
         raise ValidationError(f"{workload.key}: the request resolved to zero jobs; nothing to do")
+    from .validate import MAX_JOBS
+
+    if len(plans) > MAX_JOBS:
+        raise ValidationError(f"the request resolved to {len(plans)} jobs (use cases x sweep points x repeats); at "
+                              f"most {MAX_JOBS} may be submitted at once: split the sweep")
     if args.verbose:
         from .render import scrub
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from .contract import COMMANDS
 from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, ValidationError
 
+MAX_TIMEOUT_S = 30 * 24 * 3600.0
+
 
 def _install_dir() -> Path:
     from .cluster import resolve_context
@@ -23,6 +25,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from llmb_plugin_deepseek_r1.host import tracking
 
     install = _install_dir()
+    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:  # NaN fails too
+        raise ValidationError(f"--timeout {args.timeout} is not valid: expected seconds in (0, {MAX_TIMEOUT_S:.0f}]")
     if args.action == "list":
         rows = []
         for record in tracking.iter_records(install):
@@ -34,8 +38,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
+            width = max([14] + [len(r["job_id"]) + 2 for r in rows])  # local ids are longer than Slurm's
             for r in rows:
-                print(f"{r['job_id']:<14}{r['state']:<11}{r['submitted']:<18}{r['nodes'] or '-':<14}{r['name']}  "
+                print(f"{r['job_id']:<{width}}{r['state']:<11}{r['submitted']:<18}{r['nodes'] or '-':<14}{r['name']}  "
                       f"({r['source']})")
             if not rows:
                 print("No submitted jobs.")
@@ -46,13 +51,16 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.action == "show":
         state, source = tracking.job_state(install, record)
         results = tracking.result_summaries(install, record) if state in tracking.TERMINAL else []
+        from .safety import redact_record
+
+        shown = redact_record(record)  # records written before redaction may still hold a secret --env value
         if args.json:
-            print(json.dumps({"job_id": args.job_id, "state": state, "source": source, "record": record,
+            print(json.dumps({"job_id": args.job_id, "state": state, "source": source, "record": shown,
                               "nodes": tracking.job_nodes(install, record),
                               "results": [dict(s.details) for s in results]}, indent=2, default=str))
         else:
             print(f"state from {source}; nodes {tracking.job_nodes(install, record) or '-'}; submitted as: "
-                  f"{record['command_line']}")
+                  f"{shown.get('command_line', '?')}")
             print(tracking.format_summary(args.job_id, state, results))
         return 0
     if args.action == "wait":

@@ -74,7 +74,10 @@ def _local_class() -> type:
     from submitit.local.local import LocalJob
 
     class EnvLocalExecutor(submitit.LocalExecutor):
-        """LocalExecutor whose job controller runs with ``job_env`` rather than this process's environment."""
+        """LocalExecutor whose job controller runs with ``job_env`` rather than this process's environment, in its
+        own session (Ctrl-C on the terminal that submitted it does not reach the job; `llmb-run jobs cancel`
+        does), its output in a log beside the jobs' folders (a caller reading llmb-run's pipes is never held
+        open by a job that outlives it)."""
 
         job_env: Mapping[str, str] = {}
 
@@ -85,7 +88,12 @@ def _local_class() -> type:
                        SUBMITIT_LOCAL_SIGNAL_DELAY_S=str(int(self.parameters.get("signal_delay_s", 30))),
                        SUBMITIT_LOCAL_NODEID="0", SUBMITIT_LOCAL_JOB_NUM_NODES="1", SUBMITIT_STDERR_TO_STDOUT="",
                        SUBMITIT_EXECUTOR="local", CUDA_VISIBLE_DEVICES="", SUBMITIT_LOCAL_WITH_SHELL="")
-            process = subprocess.Popen([sys.executable, "-m", "submitit.local._local", str(self.folder)], env=env)
+            log = self.folder.parent / "controller.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as out:
+                process = subprocess.Popen([sys.executable, "-m", "submitit.local._local", str(self.folder)],
+                                           env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                           start_new_session=True)
             return LocalJob(folder=self.folder, job_id=str(process.pid), process=process, tasks=[0])
 
     return EnvLocalExecutor
@@ -93,12 +101,15 @@ def _local_class() -> type:
 
 def make_executor(kind: str, folder: Path, env: Mapping[str, str]) -> Any:
     """A submitit executor of ``kind`` ("slurm" or "local") whose jobs get exactly ``env``."""
+    from .safety import interpreter
+
     if kind not in _CLASSES:
         _CLASSES[kind] = _slurm_class() if kind == "slurm" else _local_class()
+    python = interpreter(sys.executable)  # quoted in the batch script: a venv path may hold spaces or `$(`
     if kind == "slurm":
-        executor = _CLASSES[kind](folder=folder / "%j", python=sys.executable)
+        executor = _CLASSES[kind](folder=folder / "%j", python=python)
         executor.sbatch_env = dict(env)
     else:
-        executor = _CLASSES[kind](folder=folder / "%j")
+        executor = _CLASSES[kind](folder=folder / "%j", python=python)
         executor.job_env = dict(env)
     return executor

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +15,13 @@ from typing import Any, BinaryIO, Callable
 STATUS_DIR = Path("experiments") / ".llmb" / "jobs"          # written by jobs: their own state
 SUBMITTED_DIR = Path("experiments") / ".llmb" / "submitted"  # written at submission: one record per job id
 SUBMITIT_DIR = Path("experiments") / ".llmb" / "submitit"    # submitit's pickles and job logs
+
+
+def safe_name(job_id: str) -> str:
+    """A job id as part of a file name: Slurm's digits and '_' (arrays), local ids' letters and '-'."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", job_id):
+        raise ValueError(f"unexpected job id {job_id!r}")
+    return job_id
 
 
 def workload_dir(install_dir: Path, workload: str) -> Path:
@@ -75,7 +83,12 @@ def write_status(workload_dir: Path, job_id: str, state: str, **details: Any) ->
 
 
 def read_status(workload_dir: Path, job_id: str) -> dict[str, Any] | None:
+    """The job's status record, or None when it is missing or not a usable record (a corrupt file is the
+    job's loss of a status, never a crash of `llmb-run jobs`)."""
     try:
-        return json.loads(status_path(workload_dir, job_id).read_text())
-    except (OSError, ValueError):
+        record = json.loads(status_path(workload_dir, safe_name(job_id)).read_text())
+    except (OSError, ValueError, RecursionError):
         return None
+    if not isinstance(record, dict) or not isinstance(record.get("state"), str):
+        return None
+    return record

@@ -6,22 +6,8 @@ import json
 import shlex
 from typing import Any, Iterable, Mapping
 
-from .contract import JobPlan, RunRequest, is_secret_name
-
-REDACTED = "***"
-
-
-def redact_env(env: Mapping[str, str]) -> dict[str, str]:
-    """A copy of ``env`` with values of secret-looking names replaced."""
-    return {k: (REDACTED if is_secret_name(k) else v) for k, v in env.items()}
-
-
-def scrub(text: str, env: Mapping[str, str]) -> str:
-    """Remove any secret value of ``env`` that leaked into ``text`` (belt and braces for printed output)."""
-    for name, value in env.items():
-        if is_secret_name(name) and value and len(value) >= 8:
-            text = text.replace(value, REDACTED)
-    return text
+from .contract import JobPlan, RunRequest
+from .safety import REDACTED, redact_env, scrub  # noqa: F401 - the one redaction rule, re-exported
 
 
 def plans_document(request: RunRequest, plans: Iterable[JobPlan]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ from typing import Any, Mapping, Sequence
 from llmb_plugin_deepseek_r1.host import records
 from . import slurm
 from .contract import JobPlan, RunRequest
+from . import local_jobs, safety
 from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, SlurmError, ValidationError
-from .render import redact_env
 
 EXECUTORS = ("slurm", "local")
 
@@ -95,12 +96,14 @@ class Submitted:
     plan: JobPlan
     executor: str
     folder: Path
+    pid: int | None = None  # local jobs: the controller process to signal
 
 
 def _sbatch_env(plan: JobPlan) -> dict[str, str]:
     """The environment submitit's sbatch call (and so the job) sees: the resolved one of this invocation."""
     env = dict(plan.env)
-    for var in ("SBATCH_TIMELIMIT", "SBATCH_JOB_NAME", "SBATCH_ARRAY_INX"):  # our own flags must win
+    for var in ("SBATCH_TIMELIMIT", "SBATCH_JOB_NAME", "SBATCH_ARRAY_INX",  # our own flags must win
+                "LLMB_JOB_ID", local_jobs.TOKEN_VAR):  # a job's id is its own, never one inherited
         env.pop(var, None)
     return env
 
@@ -151,7 +154,11 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
     try:
         for group in group_for_arrays(plans):
             group_plans = [plans[i] for i in group]
-            executor = make_executor(executor_name, folder, _sbatch_env(group_plans[0]))
+            env, where, token = _sbatch_env(group_plans[0]), folder, None
+            if executor_name == "local":  # ids unique across machines and PID namespaces; a folder per group
+                token = local_jobs.new_token()
+                env[local_jobs.TOKEN_VAR], where = token, folder / f"local-{token}"
+            executor = make_executor(executor_name, where, env)
             if executor_name == "slurm":
                 params = slurm_parameters(group_plans, segment_supported)
                 executor.update_parameters(**params)
@@ -165,7 +172,12 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
                 if executor_name == "slurm":
                     warnings += _retarget_tasks(jobs, group_plans, params["time"])
             for index, job in zip(group, jobs):
-                submitted[index] = Submitted(str(job.job_id), plans[index], executor_name, folder / str(job.job_id))
+                if token is None:
+                    submitted[index] = Submitted(str(job.job_id), plans[index], executor_name,
+                                                 folder / str(job.job_id))
+                else:
+                    submitted[index] = Submitted(local_jobs.local_job_id(token, job.job_id), plans[index],
+                                                 executor_name, where / str(job.job_id), pid=int(job.job_id))
     except (HostError, SlurmError, ValidationError):
         raise
     except Exception as exc:
@@ -175,22 +187,31 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
 
 def write_records(submitted: Sequence[Submitted], request: RunRequest, argv: Sequence[str]) -> Path:
     """One record per job id (found again from any shell by `llmb-run jobs`), plus one per submission."""
+    command_line = safety.scrub(shlex.join(safety.redact_argv(["llmb-run", *argv])), request.env)
     common = {"workload": request.workload, "model_size": request.model_size, "dtype": request.dtype,
-              "scale": request.scale, "gpu_type": request.gpu_type,
-              "command_line": shlex.join(["llmb-run", *argv])}
+              "scale": request.scale, "gpu_type": request.gpu_type, "command_line": command_line}
     return record_jobs(records.workload_dir(request.install_dir, request.workload), submitted, common)
 
 
 def record_jobs(wdir: Path, submitted: Sequence[Submitted], common: Mapping[str, Any]) -> Path:
-    """Write each job's record (``common`` must name the ``workload`` and the ``command_line``)."""
+    """Write each job's record (``common`` must name the ``workload`` and the ``command_line``, redacted); a
+    record is never overwritten: an existing one is another job's."""
     common = {**common, "submitted": time.time(), "job_ids": [s.job_id for s in submitted]}
     for item in submitted:
-        records.write_json_atomic(wdir / records.SUBMITTED_DIR / f"{item.job_id}.json", {
-            **common, "job_id": item.job_id, "executor": item.executor, "submitit_folder": str(item.folder),
-            "plan": item.plan.to_dict(), **dict(item.plan.record),
-            "environment": {k: v for k, v in redact_env(item.plan.env).items()
-                            if k.startswith(("SBATCH_", "LLMB_", "SLURM_MPI"))},
-        })
+        local = {"pid": item.pid, "host": socket.gethostname(), "boot_id": local_jobs.boot_id()} \
+            if item.pid is not None else {}
+        path = wdir / records.SUBMITTED_DIR / f"{records.safe_name(item.job_id)}.json"
+        try:
+            records.write_json_atomic(path, {
+                **common, "job_id": item.job_id, "executor": item.executor, "submitit_folder": str(item.folder),
+                **local, "plan": item.plan.to_dict(), **dict(item.plan.record),
+                "environment": {k: v for k, v in safety.redact_env(item.plan.env).items()
+                                if k.startswith(("SBATCH_", "LLMB_", "SLURM_MPI"))},
+            }, overwrite=False)
+        except FileExistsError:
+            raise HostError(f"job {item.job_id} was submitted, but a record for that id already exists ({path}) "
+                            f"and was left as it is (job ids of two clusters sharing this LLMB_INSTALL collide); "
+                            f"follow the job with squeue/sacct") from None
     return wdir / records.SUBMITTED_DIR
 
 
@@ -211,7 +232,10 @@ def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], 
             {"job_id": s.job_id, "name": s.plan.name, "use_cases": [u.get("name") for u in s.plan.use_cases]}
             for s in submitted]}
         if args.wait:
-            document["outcomes"] = tracking.wait_all(request.install_dir, job_ids)
+            try:
+                document["outcomes"] = tracking.wait_all(request.install_dir, job_ids)
+            except KeyboardInterrupt:
+                return _interrupted_wait(request.install_dir, job_ids, getattr(args, "cancel_on_interrupt", False))
         print(json.dumps(document, indent=2))
         return EXIT_OK if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) \
             else EXIT_BENCHMARK_FAILED
@@ -219,4 +243,28 @@ def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], 
     for s in submitted:
         print(f"  {s.job_id}  {s.plan.name}  time limit {s.plan.slurm.time_min} min")
     sys.stdout.flush()
-    return tracking.wait_and_summarise(request.install_dir, job_ids) if args.wait else 0
+    if not args.wait:
+        return 0
+    try:
+        return tracking.wait_and_summarise(request.install_dir, job_ids)
+    except KeyboardInterrupt:
+        return _interrupted_wait(request.install_dir, job_ids, getattr(args, "cancel_on_interrupt", False))
+
+
+def _interrupted_wait(install_dir: Path, job_ids: Sequence[str], cancel: bool) -> int:
+    """Ctrl-C while waiting: stop waiting, leave the jobs running (or cancel them when asked), say what next."""
+    from llmb_plugin_deepseek_r1.host import tracking
+
+    if cancel:
+        for job_id in job_ids:
+            try:
+                tracking.cancel(install_dir, tracking.find_record(install_dir, job_id))
+                print(f"interrupted: cancel requested for {job_id}", file=sys.stderr)
+            except (HostError, ValidationError) as exc:
+                print(f"interrupted: could not cancel {job_id}: {exc}", file=sys.stderr)
+        return 130
+    ids = " ".join(job_ids)
+    print(f"interrupted: stopped waiting; the job(s) keep running: {ids}. Follow with `llmb-run jobs log "
+          f"{job_ids[0]} --follow` or `llmb-run jobs wait {job_ids[0]}`; stop with `llmb-run jobs cancel "
+          f"{job_ids[0]}`", file=sys.stderr)
+    return 130

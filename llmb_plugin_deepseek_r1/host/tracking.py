@@ -25,7 +25,8 @@ POLL_S = 1.0
 
 def submitit_result(record: Mapping[str, Any]) -> tuple[str, Any] | None:
     """submitit's (outcome, value) of a finished job ("success" or "error"); None while there is none yet."""
-    result = Path(record.get("submitit_folder", "")) / f"{record['job_id']}_0_result.pkl"
+    name = record.get("pid", record["job_id"])  # local jobs: submitit names its files by process id
+    result = Path(record.get("submitit_folder", "")) / f"{name}_0_result.pkl"
     if not result.is_file():
         return None
     try:
@@ -37,13 +38,18 @@ def submitit_result(record: Mapping[str, Any]) -> tuple[str, Any] | None:
 
 
 def _local_state(record: dict[str, Any]) -> str | None:
+    from .local_jobs import pid_of
+
     result = submitit_result(record)
     if result is not None:
         return "COMPLETED" if result[0] == "success" else "FAILED"
+    pid = pid_of(record)
+    if pid is None:
+        return None
     try:
-        os.kill(int(record["job_id"]), 0)
+        os.kill(pid, 0)
         return "RUNNING"
-    except (ValueError, ProcessLookupError, PermissionError):
+    except (ValueError, ProcessLookupError, PermissionError, OverflowError):
         return None
 
 
@@ -73,14 +79,34 @@ def job_nodes(install_dir: Path, record: dict[str, Any]) -> str | None:
     if record.get("executor") == "local":
         return None
     return slurm.node_list(record["job_id"])
+_RECORD_TYPES = {"job_id": str, "workload": str, "plan": dict, "submitted": (int, float)}
+
+
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, kind in _RECORD_TYPES.items():
+        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
+            return f"{key!r} missing or not a {getattr(kind, '__name__', 'number')}"
+    if not isinstance(record["plan"].get("name"), str):
+        return "'plan' has no name"
+    if not -1e11 < record["submitted"] < 1e11:
+        return f"'submitted' {record['submitted']!r} is not a time"
+    return None
 
 
 def iter_records(install_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every readable submission record; a corrupt one is skipped with a one-line warning naming it."""
     for path in sorted((install_dir / "workloads").glob(f"*/{records.SUBMITTED_DIR}/*.json")):
         try:
-            yield json.loads(path.read_text())
-        except (OSError, ValueError):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            problem = _record_problem(record)
+        except (OSError, ValueError, RecursionError) as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if problem:
+            print(f"warning: skipped submission record {path}: {problem}", file=sys.stderr)
             continue
+        yield record
 
 
 def find_record(install_dir: Path, job_id: str) -> dict[str, Any]:
@@ -147,14 +173,21 @@ def wait_and_summarise(install_dir: Path, job_ids: list[str], timeout_s: float |
 
 def log_paths(record: dict[str, Any]) -> list[Path]:
     folder = Path(record["submitit_folder"])
-    return [folder / f"{record['job_id']}_0_log.out", folder / f"{record['job_id']}_0_log.err"]
+    name = record.get("pid", record["job_id"])  # local jobs: submitit names the logs by process id
+    return [folder / f"{name}_0_log.out", folder / f"{name}_0_log.err"]
 
 
 def cancel(install_dir: Path, record: dict[str, Any]) -> None:
     if record.get("executor") == "local":
+        from .local_jobs import pid_of
+
+        pid = pid_of(record)
+        if pid is None:
+            raise HostError(f"cannot cancel local job {record['job_id']}: it was started on another machine or "
+                            f"in another PID namespace ({record.get('host')})")
         try:
-            os.kill(int(record["job_id"]), 15)
-        except (ValueError, ProcessLookupError) as exc:
+            os.kill(pid, 15)
+        except (ValueError, ProcessLookupError, OverflowError) as exc:
             raise HostError(f"cannot cancel local job {record['job_id']}: {exc}") from None
         return
     slurm.cancel(record["job_id"])

@@ -8,6 +8,9 @@ from typing import Any, Mapping
 from .errors import ValidationError
 from .layout import node_layout
 
+MAX_REPEATS = 100  # `-r N`: each repeat is a job; beyond this a typo would flood the queue
+MAX_JOBS = 1000  # jobs one invocation may submit (use cases x sweep points x repeats)
+
 
 def _model_configs(metadata: Mapping[str, Any], key: str, gpu_type: str) -> list[Mapping[str, Any]]:
     gpu_configs = (metadata.get("run") or {}).get("gpu_configs") or {}

@@ -22,8 +22,8 @@ TERM_GRACE_S = 10.0
 
 
 class JobTerminated(BaseException):
-    """SIGTERM (scancel, a killed allocation) arrived: the benchmark's process group is killed, the result is
-    written as FAILED (cancelled), and the job ends (raised by the entry point's handler, job.entry)."""
+    """SIGTERM (scancel, a killed allocation) or SIGINT arrived: the benchmark's process group is killed, the
+    result is written as FAILED (cancelled), and the job ends (raised by the entry point's handler, job.entry)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The job body's entry points, the one place that handles SIGTERM.
+"""The job body's entry points, the one place that handles SIGTERM (and SIGINT, handled the same way).
 
 ``run_job_body`` is what submitit pickles and runs in the batch step (it imports the heavy job module only
 inside the job); ``python -m llmb_plugin_deepseek_r1 launch`` (``launch.sh``) and ``setup``'s job go through
@@ -14,12 +14,14 @@ from typing import Any, Iterator, Mapping
 
 from .benchmark import JobTerminated
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # scancel / a killed allocation; Ctrl-C or kill -INT
+
 
 @contextlib.contextmanager
 def sigterm_raises(exception: type[BaseException]) -> Iterator[None]:
-    """While inside, SIGTERM raises ``exception`` in the main thread (submitit only logs it; an orphaned benchmark
-    in its own session would keep the GPUs busy on clusters without cgroups). Elsewhere than the main thread:
-    nothing changes."""
+    """While inside, SIGTERM and SIGINT raise ``exception`` in the main thread (submitit only logs SIGTERM, and
+    SIGINT's KeyboardInterrupt left no result; an orphaned benchmark in its own session would keep the GPUs busy
+    on clusters without cgroups). Elsewhere than the main thread: nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -27,11 +29,12 @@ def sigterm_raises(exception: type[BaseException]) -> Iterator[None]:
     def handler(signum: int, _frame: Any) -> None:
         raise exception(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def run_job_body(specs: tuple[Any, ...], environ: Mapping[str, str] | None = None) -> dict[str, Any]:

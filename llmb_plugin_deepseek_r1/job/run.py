@@ -35,10 +35,16 @@ class JobFailed(RuntimeError):
 def current_job_id(environ: Mapping[str, str]) -> str:
     if environ.get("SLURM_ARRAY_JOB_ID") and environ.get("SLURM_ARRAY_TASK_ID"):
         return f"{environ['SLURM_ARRAY_JOB_ID']}_{environ['SLURM_ARRAY_TASK_ID']}"
-    for var in ("SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID", "LLMB_JOB_ID"):
-        if environ.get(var):
-            return runtime.safe_job_id(environ[var])
-    return f"local{os.getpid()}"
+    if environ.get("SLURM_JOB_ID"):
+        return runtime.safe_job_id(environ["SLURM_JOB_ID"])
+    from llmb_plugin_deepseek_r1.host.local_jobs import job_id_from_environ, local_job_id, new_token
+
+    local = job_id_from_environ(environ)  # submitted by llmb-run: unique across machines and PID namespaces
+    if local:
+        return local
+    if environ.get("LLMB_JOB_ID"):
+        return runtime.safe_job_id(environ["LLMB_JOB_ID"])
+    return local_job_id(new_token(), os.getpid())  # never a bare pid: two containers may share one
 
 
 def slurm_time_left_s(environ: Mapping[str, str]) -> float | None:
@@ -197,8 +203,8 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
                                                   hang_grace_s=current.hang_grace_s)
         except JobTerminated:
             terminated = True
-            verdict = failed("cancelled", "the job was cancelled or terminated (SIGTERM) during the benchmark; "
-                                          "its process group was killed")
+            verdict = failed("cancelled", "the job was cancelled or interrupted (SIGTERM or SIGINT) during the "
+                                          "benchmark; its process group was killed")
             attempts.append({"attempt": attempt, "stdout": str(out_i), "stderr": str(err_i), "command": argv,
                              "launch_command": launch, "verdict": verdict.to_dict()})
             break
@@ -260,6 +266,27 @@ def _generation_or_none(version: str) -> str | None:
         return None
 
 
+def _fallback_result(spec: RunSpec, job_id: str, verdict: Verdict) -> bool:
+    """A signal before the benchmark started (preflight, dataset) or an unexpected error still leaves a listed
+    FAILED result; True when the use case has a result file (this one, or the one it wrote itself)."""
+    path = spec.job_file(".json", job_id)
+    if path.exists():
+        return True
+    now = time.time()
+    document = result_document.build(
+        workload=spec.workload, use_case=spec.use_case, job_id=job_id, result_name=spec.result_name,
+        asked=asked_document(spec), effective=None, measured=None, verdict=verdict.to_dict(),
+        provenance={"job_id": job_id, "host": socket.gethostname(), "plugin_version": __version__, "finished": now,
+                    "knobs": dict(spec.knobs)}, attempts=[], files={})
+    try:
+        result_document.write(path, document)
+    except FileExistsError:
+        return True
+    except OSError:  # nowhere to write: the status file still records the failure
+        return False
+    return True
+
+
 def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run every use case of one job in order; stop at the first FAILED one."""
     environ = dict(os.environ if environ is None else environ)
@@ -283,8 +310,13 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
                 "launch_error", f"refusing to overwrite existing result files: {exc.filename}").to_dict()}
         except BaseException as exc:  # JobTerminated, or a bug: the status file must not say RUNNING
             cancelled = isinstance(exc, JobTerminated)
-            if cancelled:
-                results.append({"use_case": spec.use_case, "verdict": "FAILED", "classification": "cancelled",
+            verdict = failed("cancelled", "the job was cancelled or interrupted (SIGTERM or SIGINT) before its "
+                                          "benchmark finished") if cancelled else \
+                failed("unknown", f"the job body failed: {type(exc).__name__}: "
+                                  f"{(str(exc).splitlines() or [''])[0][:300]}")
+            if _fallback_result(spec, job_id, verdict):
+                results.append({"use_case": spec.use_case, "verdict": "FAILED",
+                                "classification": verdict.classification,
                                 "result_file": str(spec.job_file(".json", job_id))})
             records.write_status(first.workload_dir, job_id, "CANCELLED" if cancelled else "FAILED",
                                  error=f"{type(exc).__name__}: {exc}", results=results,

@@ -36,10 +36,17 @@ def _bad(var: str, value: str, accepted: str) -> ValidationError:
     return ValidationError(f"{var}={value!r} is not valid: expected {accepted}")
 
 
+MAX_DIGITS = 30  # longer numbers are typos (and Python refuses to parse more than 4300 digits)
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= 60 else value[:57] + "..."
+
+
 def positive_int(var: str, value: str) -> int:
     text = value.strip().replace("_", "")
-    if not re.fullmatch(r"\+?\d+", text) or int(text) <= 0:
-        raise _bad(var, value, "a positive whole number")
+    if not re.fullmatch(r"\+?\d{1,%d}" % MAX_DIGITS, text) or int(text) <= 0:
+        raise _bad(var, _shown(value), "a positive whole number")
     return int(text)
 
 
@@ -47,8 +54,8 @@ def concurrency(var: str, value: str) -> int:
     text = value.strip()
     if text == "-1":
         return -1
-    if not re.fullmatch(r"\+?\d+", text) or int(text) <= 0:
-        raise _bad(var, value, "a positive whole number, or -1 for unlimited")
+    if not re.fullmatch(r"\+?\d{1,%d}" % MAX_DIGITS, text) or int(text) <= 0:
+        raise _bad(var, _shown(value), "a positive whole number, or -1 for unlimited")
     return int(text)
 
 
@@ -79,10 +86,16 @@ def choice(var: str, value: str, choices: tuple[str, ...]) -> str:
     return normalised[word]
 
 
+MAX_NAME_LEN = 64  # names end up in file names (255 bytes at most) beside the model, parallelism and job id
+
+
 def name(var: str, value: str) -> str:
-    """A name that becomes part of file and job names: letters, digits, '_' and '-' only."""
+    """A name that becomes part of file and job names: letters, digits, '_' and '-' only, at most 64 of them."""
     if not NAME_RE.fullmatch(value) or value in (".", ".."):
-        raise _bad(var, value, "a name made of letters, digits, '_' and '-'")
+        raise _bad(var, _shown(value), "a name made of letters, digits, '_' and '-'")
+    if len(value) > MAX_NAME_LEN:
+        raise _bad(var, _shown(value), f"a name of at most {MAX_NAME_LEN} characters (it becomes part of file "
+                                       f"names), got {len(value)}")
     return value
 
 
@@ -97,16 +110,26 @@ _TIME_FORMATS = (
 )
 
 
+MAX_TIME_LIMIT_MIN = 30 * 24 * 60  # 30 days: beyond it a time limit is a typo, and the job would wait forever
+
+
 def time_limit_minutes(var: str, value: str) -> int:
-    """Slurm's time formats (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) -> whole minutes, rounded up."""
+    """Slurm's time formats (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) -> whole minutes, rounded up,
+    at most MAX_TIME_LIMIT_MIN."""
     text = value.strip()
+    if len(text) > MAX_DIGITS:
+        raise _bad(var, _shown(value), "a Slurm time limit such as 30, 45:00, 1:40:00 or 1-00:00:00")
     for pattern, seconds_of in _TIME_FORMATS:
         match = pattern.match(text)
         if match:
             seconds = seconds_of(match)
             if seconds <= 0:
                 break
-            return max(1, math.ceil(seconds / 60))
+            minutes = max(1, math.ceil(seconds / 60))
+            if minutes > MAX_TIME_LIMIT_MIN:
+                raise _bad(var, value, f"a Slurm time limit of at most {MAX_TIME_LIMIT_MIN // 1440} days "
+                                       f"({MAX_TIME_LIMIT_MIN} minutes)")
+            return minutes
     raise _bad(var, value, "a Slurm time limit such as 30, 45:00, 1:40:00 or 1-00:00:00 (greater than zero)")
 
 

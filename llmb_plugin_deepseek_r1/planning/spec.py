@@ -9,7 +9,8 @@ from typing import Any, Mapping
 
 from llmb_plugin_deepseek_r1 import paths
 from llmb_plugin_deepseek_r1.recipe import MODEL_NAME
-from llmb_plugin_deepseek_r1.planning import knobs
+from llmb_plugin_deepseek_r1.host import safety
+from llmb_plugin_deepseek_r1.planning import bounds, knobs
 from llmb_plugin_deepseek_r1.host.contract import RunRequest, is_secret_name
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 from llmb_plugin_deepseek_r1.host.layout import node_layout
@@ -112,14 +113,20 @@ def parse_use_cases(value: str | None, table: Mapping[str, Any]) -> list[UseCase
                                                                       DEFAULT_USE_CASE_ORDER]
         return [UseCaseRequest(n, int(table[n]["isl"]), int(table[n]["osl"])) for n in order]
     result: list[UseCaseRequest] = []
-    for entry in re.split(r"[\s,]+", value.strip()):
+    entries = re.split(r"[\s,]+", value.strip())
+    if len(entries) > bounds.MAX_USE_CASES:
+        raise ValidationError(f"USE_CASES names {len(entries)} use cases: at most {bounds.MAX_USE_CASES} per "
+                              f"invocation")
+    for entry in entries:
         match = re.fullmatch(r"([^:]+):([^/]+)/(.+)", entry)
         if not match:
             raise ValidationError(f"USE_CASES entry {entry!r} is not valid: expected name:ISL/OSL, "
                                   f"e.g. reasoning:1000/1000")
         name = knobs.name("USE_CASES", match[1])
-        isl = knobs.positive_int(f"USE_CASES ISL of {name}", match[2])
-        osl = knobs.positive_int(f"USE_CASES OSL of {name}", match[3])
+        isl = bounds.at_most(f"USE_CASES ISL of {name}", knobs.positive_int(f"USE_CASES ISL of {name}", match[2]),
+                             bounds.MAX_ISL)
+        osl = bounds.at_most(f"USE_CASES OSL of {name}", knobs.positive_int(f"USE_CASES OSL of {name}", match[3]),
+                             bounds.MAX_OSL)
         if any(r.name == name for r in result):
             raise ValidationError(f"USE_CASES names {name!r} twice: each use case may appear once")
         result.append(UseCaseRequest(name, isl, osl))
@@ -135,7 +142,8 @@ def resolve_image(env: Mapping[str, str], install_dir: Path, metadata: Mapping[s
     default_uri = _images(metadata)[0]
     override = env.get("RUN_CONF_IMAGE", "").strip()
     if override:
-        if "\n" in override or "\x00" in override or " " in override:
+        safety.no_control("RUN_CONF_IMAGE", override)
+        if " " in override:
             raise ValidationError(f"RUN_CONF_IMAGE={override!r} is not valid: expected an image file path or "
                                   f"an image URI without spaces")
         image = override
@@ -161,24 +169,56 @@ SWEEPABLE = ("MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUE
              "PP", "STREAMING")
 
 
+MAX_SWEEP_FILE_BYTES = 1 << 20
+
+
+def _where(path: Path) -> str:
+    return f"SWEEP_FILE={str(path)!r}"
+
+
+def _sweep_value(path: Path, key: str, value: Any) -> str:
+    """One value of a SWEEP_FILE list as the knob's text; a mapping, list or null names file, key and type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ValidationError(f"{_where(path)}: key {key}: expected a number, string or true/false (or a list of "
+                          f"them), got {'null' if value is None else type(value).__name__}")
+
+
 def _sweep_file_values(path_text: str) -> dict[str, list[str]]:
+    """SWEEP_FILE: a YAML mapping of sweepable knob names to a value or a list of values, read strictly."""
     import yaml
 
     path = Path(path_text)
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValidationError(f"SWEEP_FILE={path_text!r} cannot be read: {str(exc).splitlines()[0]}") from None
+        raw = path.read_bytes()[:MAX_SWEEP_FILE_BYTES + 1]
+        if len(raw) > MAX_SWEEP_FILE_BYTES:
+            raise ValidationError(f"{_where(path)}: larger than {MAX_SWEEP_FILE_BYTES} bytes; expected a small "
+                                  f"YAML mapping")
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{_where(path)}: not UTF-8 text (byte {exc.start}); expected a YAML "
+                              f"mapping") from None
+    except (OSError, yaml.YAMLError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValidationError(f"{_where(path)} cannot be read: {reason}") from None
     if not isinstance(data, dict):
-        raise ValidationError(f"SWEEP_FILE={path_text!r} must map knob names to lists of values")
+        raise ValidationError(f"{_where(path)}: expected a mapping of knob names to lists of values, got "
+                              f"{'null' if data is None else type(data).__name__}")
     values: dict[str, list[str]] = {}
     for key, items in data.items():
         if key not in SWEEPABLE:
-            raise ValidationError(f"SWEEP_FILE key {key!r} is not valid: expected one of {', '.join(SWEEPABLE)}")
+            raise ValidationError(f"{_where(path)}: key {str(key)[:60]!r} is not valid: expected one of "
+                                  f"{', '.join(SWEEPABLE)}")
         items = items if isinstance(items, list) else [items]
         if not items:
-            raise ValidationError(f"SWEEP_FILE key {key!r} has no values")
-        values[key] = [str(v).lower() if isinstance(v, bool) else str(v) for v in items]
+            raise ValidationError(f"{_where(path)}: key {key} has no values")
+        if len(items) > bounds.MAX_SWEEP_POINTS:
+            raise ValidationError(f"{_where(path)}: key {key} has {len(items)} values; at most "
+                                  f"{bounds.MAX_SWEEP_POINTS} sweep points are allowed")
+        values[key] = [safety.no_control(f"{_where(path)}: key {key}", _sweep_value(path, key, v))
+                       for v in items]
     return values
 
 
@@ -187,13 +227,16 @@ def expand_sweep(env: Mapping[str, str]) -> list[dict[str, str]]:
     point of the Cartesian product (a knob in the environment wins over the same knob in the file)."""
     import itertools
 
+    safety.env_values(env, knobs.RUN_KNOBS)
     axes: dict[str, list[str]] = _sweep_file_values(env["SWEEP_FILE"]) if _set(env, "SWEEP_FILE") else {}
     for var in SWEEPABLE:
         if _set(env, var):
-            values = [v.strip() for v in env[var].split(",")]
+            values = [v.strip() for v in env[var].split(",", bounds.MAX_SWEEP_POINTS)]
             if any(v == "" for v in values):
-                raise ValidationError(f"{var}={env[var]!r} is not valid: an empty value in the comma-separated list")
+                raise ValidationError(f"{var}={env[var][:60]!r} is not valid: an empty value in the "
+                                      f"comma-separated list")
             axes[var] = values
+    bounds.sweep_size({var: len(values) for var, values in axes.items()}, 1)
     names = list(axes)
     points = []
     for combo in itertools.product(*(axes[n] for n in names)):
@@ -206,6 +249,10 @@ def expand_sweep(env: Mapping[str, str]) -> list[dict[str, str]]:
 def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[RunSpec]:
     """One RunSpec per use case and sweep point, all validated before anything is submitted."""
     points = expand_sweep(request.env)
+    per_point = len(parse_use_cases(_set(request.env, "USE_CASES"), metadata["use_cases"]))
+    if len(points) * per_point > bounds.MAX_RUNS:
+        raise ValidationError(f"{len(points)} sweep points x {per_point} use cases = {len(points) * per_point} "
+                              f"runs; at most {bounds.MAX_RUNS} per invocation: split the sweep")
     specs: list[RunSpec] = []
     for point in points:
         specs.extend(_resolve_point(request, metadata, point))
@@ -223,16 +270,16 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     overrides: dict[str, Any] = {}
     for var, key in _INT_KNOBS.items():
         if _set(env, var):
-            overrides[key] = knobs.positive_int(var, env[var])
+            overrides[key] = bounds.bounded(var, knobs.positive_int(var, env[var]))
     if _set(env, "KV_CACHE_FRACTION"):
         overrides["kv_cache_free_gpu_mem_fraction"] = knobs.fraction("KV_CACHE_FRACTION", env["KV_CACHE_FRACTION"])
     if _set(env, "CONCURRENCY"):
-        overrides["concurrency"] = knobs.concurrency("CONCURRENCY", env["CONCURRENCY"])
+        overrides["concurrency"] = bounds.bounded("CONCURRENCY", knobs.concurrency("CONCURRENCY", env["CONCURRENCY"]))
     streaming = knobs.boolean("STREAMING", env["STREAMING"]) if _set(env, "STREAMING") else True
     time_limit = knobs.time_limit_minutes("SBATCH_TIMELIMIT", env["SBATCH_TIMELIMIT"]) \
         if _set(env, "SBATCH_TIMELIMIT") else None
-    gpus_per_node = knobs.positive_int("SBATCH_GPUS_PER_NODE", env["SBATCH_GPUS_PER_NODE"]) \
-        if _set(env, "SBATCH_GPUS_PER_NODE") else None
+    gpus_per_node = bounds.bounded("SBATCH_GPUS_PER_NODE", knobs.positive_int(
+        "SBATCH_GPUS_PER_NODE", env["SBATCH_GPUS_PER_NODE"])) if _set(env, "SBATCH_GPUS_PER_NODE") else None
     account = knobs.name("SBATCH_ACCOUNT", env["SBATCH_ACCOUNT"]) if _set(env, "SBATCH_ACCOUNT") else None
     partition = _partition(env)
     runtime = knobs.choice("CONTAINER_RUNTIME", env["CONTAINER_RUNTIME"], knobs.RUNTIMES) \
@@ -242,10 +289,12 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
         if _set(env, "WEIGHT_CHECK") else "quick"
     oom_retries = 0
     if _set(env, "OOM_RETRIES"):
-        oom_retries = 0 if env["OOM_RETRIES"].strip() == "0" else knobs.positive_int("OOM_RETRIES", env["OOM_RETRIES"])
-    bench_timeout = knobs.positive_int("BENCH_TIMEOUT", env["BENCH_TIMEOUT"]) if _set(env, "BENCH_TIMEOUT") else None
-    hang_grace = knobs.positive_int("HANG_GRACE", env["HANG_GRACE"]) if _set(env, "HANG_GRACE") \
-        else knobs.DEFAULT_HANG_GRACE_S
+        oom_retries = 0 if env["OOM_RETRIES"].strip() == "0" else bounds.bounded(
+            "OOM_RETRIES", knobs.positive_int("OOM_RETRIES", env["OOM_RETRIES"]))
+    bench_timeout = bounds.bounded("BENCH_TIMEOUT", knobs.positive_int("BENCH_TIMEOUT", env["BENCH_TIMEOUT"])) \
+        if _set(env, "BENCH_TIMEOUT") else None
+    hang_grace = bounds.bounded("HANG_GRACE", knobs.positive_int("HANG_GRACE", env["HANG_GRACE"])) \
+        if _set(env, "HANG_GRACE") else knobs.DEFAULT_HANG_GRACE_S
     container_env = tuple(knobs.env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split())
     model_dir = where.model_dir
     image, version = resolve_image(env, request.install_dir, metadata)

@@ -19,6 +19,7 @@ from typing import Any
 
 from llmb_plugin_deepseek_r1 import WORKLOAD_KEY, __version__
 from llmb_plugin_deepseek_r1.host.records import write_atomic
+from llmb_plugin_deepseek_r1.host.safety import redact_json_bytes
 from llmb_plugin_deepseek_r1.recipe import metadata_text
 from .load import ResultsError, is_result_file
 
@@ -145,6 +146,8 @@ def write_archive(plan: Plan, output: Path, prefix: str, extra: dict[str, bytes]
                 try:
                     data = member.path.read_bytes()
                     stat = member.path.stat()
+                    if member.kind == "job records" and member.path.suffix == ".json":
+                        data = redact_json_bytes(data)  # records written before redaction: no secret leaves
                 except OSError as exc:
                     late.append((member.arcname, f"unreadable: {exc.strerror}"))
                     continue

@@ -8,6 +8,7 @@ every other result.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,28 +67,75 @@ def settings_key(asked: Mapping[str, Any]) -> str:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
 
 
+STATUSES = ("VALID", "INVALID", "FAILED")
+LATEST_TIME = 4102444800.0  # 2100-01-01: a later (or negative) timestamp is corrupt, not a date to print
+
+
+def _mapping(document: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = document.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key!r} is a {type(value).__name__}, expected an object")
+    return value
+
+
+def _timestamp(provenance: Mapping[str, Any], key: str) -> float | None:
+    value = provenance.get(key)
+    if value is None:
+        return None
+    number = _number(value)
+    if number is None or not 0 <= number <= LATEST_TIME:
+        raise ValueError(f"provenance {key} {str(value)[:40]!r} is not a time (seconds since 1970)")
+    return number
+
+
+def _check_types(asked: Mapping[str, Any], verdict: Mapping[str, Any]) -> None:
+    """The fields the table groups and prints must be plain values (a nested or mistyped field is corruption)."""
+    for key, value in asked.items():
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise ValueError(f"asked {str(key)[:40]!r} is a {type(value).__name__}, expected a plain value")
+    if verdict.get("status") not in STATUSES:
+        raise ValueError(f"verdict status {str(verdict.get('status'))[:40]!r} is not one of {', '.join(STATUSES)}")
+    if not isinstance(verdict.get("classification"), (str, type(None))):
+        raise ValueError("verdict classification is not a string")
+    reasons = verdict.get("reasons")
+    if reasons is not None and (not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons)):
+        raise ValueError("verdict reasons is not a list of strings")
+
+
 def run_record(document: Mapping[str, Any], path: Path, mtime: float) -> dict[str, Any]:
-    """Flatten one result document (any schema :mod:`document` reads); ValueError naming what is missing."""
+    """Flatten one result document (any schema :mod:`document` reads); ValueError naming what is missing or
+    mistyped."""
     document = result_document.upgrade(document)
     asked, verdict = document["asked"], document["verdict"]
-    provenance = document.get("provenance") or {}
-    measured = document.get("measured") or {}
-    headline = measured.get("headline") or {}
-    effective = document.get("effective") or {}
+    _check_types(asked, verdict)
+    provenance = _mapping(document, "provenance")
+    measured = _mapping(document, "measured")
+    headline = _mapping(measured, "headline")
+    effective = _mapping(document, "effective")
+    match = RESULT_NAME.match(path.name)
+    job_id = document.get("job_id") or provenance.get("job_id")
+    if match and job_id is not None and str(job_id) != match.group("job"):
+        raise ValueError(f"job id {str(job_id)[:40]!r} does not match the file name (a copy of another run's "
+                         f"result?)")
+    if verdict["status"] == "VALID" and _number(headline.get("output_tok_s_gpu")) is None:
+        raise ValueError("a VALID verdict without a numeric output_tok_s_gpu")
+    started, finished_at = _timestamp(provenance, "started"), _timestamp(provenance, "finished")
     record: dict[str, Any] = {key: asked.get(key) for key in SETTING_KEYS}
     record.update({k: v for k, v in asked.items() if k not in record})
-    finished = _number(provenance.get("finished")) or _number(provenance.get("started")) or mtime
+    finished = finished_at or started or mtime
     record.update(
-        job_id=str(document.get("job_id") or provenance.get("job_id") or "?"),
+        job_id=str(job_id or "?"),
         status=str(verdict["status"]), classification=verdict.get("classification"),
-        reasons=list(verdict.get("reasons") or []), remedy=verdict.get("remedy"),
-        started=_number(provenance.get("started")), finished=finished,
-        trtllm_version=provenance.get("trtllm_version_reported") or provenance.get("trtllm_version_expected"),
+        reasons=list(verdict.get("reasons") or []), remedy=_text(verdict.get("remedy")),
+        started=started, finished=finished,
+        trtllm_version=_text(provenance.get("trtllm_version_reported") or provenance.get("trtllm_version_expected")),
         effective_changes={k: v for k, v in effective.items() if k in asked and asked[k] != v},
         settings_key=settings_key(asked), files=[str(path)],
     )
@@ -96,13 +144,18 @@ def run_record(document: Mapping[str, Any], path: Path, mtime: float) -> dict[st
     return record
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:500]
+
+
 def load_runs(experiments: Path) -> LoadedRuns:
-    """Every readable result file under ``experiments`` as a run record; the others with the reason."""
+    """Every readable result file under ``experiments`` as a run record; the others with the reason (a file
+    nested too deeply for the JSON parser, mistyped or with impossible times is skipped, never fatal)."""
     loaded = LoadedRuns()
     for path in find_result_files(experiments):
         try:
             loaded.runs.append(run_record(result_document.read(path), path, path.stat().st_mtime))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
             loaded.skipped.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
     return loaded
 

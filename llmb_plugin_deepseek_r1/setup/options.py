@@ -12,6 +12,7 @@ from typing import Any
 
 from llmb_plugin_deepseek_r1 import WORKLOAD_KEY
 from llmb_plugin_deepseek_r1.planning import knobs
+from llmb_plugin_deepseek_r1.host import safety
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 from .model import HEAVY_STEPS, STEPS, SetupOptions, SlurmOptions, UseCaseData
 from .download import hub_cache_dir, is_offline
@@ -139,7 +140,7 @@ def resolve_options(args: argparse.Namespace, context: HostContext, metadata: Ma
     """Everything validated up front; ValidationError (one line, naming the value) for anything wrong."""
     env: Mapping[str, str] = context.env
     steps = parse_steps(args.steps)
-    install_dir = Path(context.install_dir)
+    install_dir = Path(safety.no_control("LLMB_INSTALL", str(context.install_dir)))  # in #SBATCH lines
     where = workload_paths(install_dir, env, metadata)
     revision = args.revision if args.revision is not None else (env.get("HF_REVISION") or "").strip() or None
     if revision is not None and not _REVISION_RE.match(revision):

@@ -11,6 +11,7 @@ from llmb_plugin_deepseek_r1.tuning import bulk_work
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 
 from .check import check_weights
+from .hashing import is_own_cache
 from .quant import DTYPE_QUANT_ALGO
 
 
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.manifest is not None and not args.manifest.is_file():
         raise ValidationError(f"--manifest {args.manifest}: no such file; pass a JSON manifest or `sha256sum` output")
+    if args.cache is not None and not args.no_cache and args.cache.exists() and not is_own_cache(args.cache):
+        raise ValidationError(f"--cache {args.cache}: exists and is not a verification cache written by "
+                              f"verify-weights; refusing to overwrite it: pass a new file name")
     if args.jobs is not None and args.jobs < 1:
         raise ValidationError(f"--jobs {args.jobs}: must be a positive number of threads")
     with bulk_work():

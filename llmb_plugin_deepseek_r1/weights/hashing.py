@@ -110,6 +110,8 @@ class VerifyCache:
         if self.path is None or not self.dirty:
             return False
         try:
+            if self.path.exists() and not is_own_cache(self.path):
+                return False  # never overwrite a file we did not write (a manifest, a config.json...)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             current = _read_entries(self.path)
             current.update(self.dirty)
@@ -122,10 +124,23 @@ class VerifyCache:
         return True
 
 
+def is_own_cache(path: Path) -> bool:
+    """True when ``path`` is a verification cache this module wrote (the only file it may overwrite)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+        if not head.startswith(b'{"version": '):
+            return False
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(doc, dict) and set(doc) == {"version", "entries"} and isinstance(doc["entries"], dict)
+
+
 def _read_entries(path: Path) -> dict[str, dict[str, object]]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return {}
     if not isinstance(doc, dict) or doc.get("version") != CACHE_VERSION or not isinstance(doc.get("entries"), dict):
         return {}

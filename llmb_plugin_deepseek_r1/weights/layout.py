@@ -113,7 +113,7 @@ def _read_json(model_dir: Path, name: str, entry: os.DirEntry[str] | None, res: 
         return None
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         res.problems.append(Problem(name, kind, f"not valid JSON ({exc}); cut off or not the real file?"))
         return None
 

@@ -122,7 +122,7 @@ def read_manifest_file(path: Path) -> Manifest:
     if text.lstrip().startswith("{"):
         try:
             doc = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ManifestError(f"manifest {path} is not valid JSON: {exc}") from exc
         files = doc.get("files", doc) if isinstance(doc, dict) else None
         if not isinstance(files, dict):

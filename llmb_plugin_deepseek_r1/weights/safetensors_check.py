@@ -218,7 +218,7 @@ def _check_header(info: ShardInfo, raw: bytes, hlen: int) -> ShardInfo:
         return bad("bad_header", "header does not start with '{': not a safetensors file")
     try:
         header = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         return bad("bad_header", f"header is not valid JSON: {exc}")
     if not isinstance(header, dict):
         return bad("bad_header", "header is not a JSON object")
