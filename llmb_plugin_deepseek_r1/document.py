@@ -26,15 +26,25 @@ Schema 1 (0.1 files on disk) is the same document with ``"schema": 1`` instead o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 SCHEMA_VERSION = 2
 REQUIRED = ("asked", "verdict")
+# <result_name>_streaming-<on|off>_<jobid>.json; attempts (`_try2`) and `.report.json` files are not results.
+FILE_NAME = re.compile(r"^(?P<stem>.+_streaming-(?:on|off))_(?P<job>[^.]+)\.json$")
+_ATTEMPT = re.compile(r"_try\d+$")
 
 
 class DocumentError(ValueError):
     """A result file that cannot be read as a result document; the message names what is wrong."""
+
+
+def is_result_file(path: Path) -> bool:
+    """Whether ``path`` is named like a result document (the results table and the archive ask here)."""
+    match = FILE_NAME.match(Path(path).name)
+    return match is not None and not _ATTEMPT.search(match.group("job"))
 
 
 def build(*, workload: str, use_case: str, job_id: str, result_name: str, asked: Mapping[str, Any],

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.report import classify_failure, parse_report, parse_report_json
+from llmb_plugin_deepseek_r1.report import parse_report_json
+from llmb_plugin_deepseek_r1.report.failure import classify_failure
+from llmb_plugin_deepseek_r1.report.text import parse_report
 from slurm_cluster import SlurmCluster, slurm_cluster, slurm_env  # noqa: F401 (slurm_cluster is a fixture)
 
 FAKE_DIR = Path(__file__).parent / "fake_trtllm"

@@ -10,17 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.report import (
-    METRIC_KEYS,
-    OOM_REMEDY,
-    classify_failure,
-    parse_all_reports,
-    parse_report,
-    parse_report_file,
-    parse_report_json,
-    report_from_statistics,
-    scan_logs,
-)
+from llmb_plugin_deepseek_r1.report import METRIC_KEYS, OOM_REMEDY, parse_report_json, scan_logs
+from llmb_plugin_deepseek_r1.report.failure import classify_failure
+from llmb_plugin_deepseek_r1.report.json_report import report_from_statistics
+from llmb_plugin_deepseek_r1.report.text import parse_all_reports, parse_report, parse_report_file
 from llmb_plugin_deepseek_r1.report.cli import main_parse_log
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports"

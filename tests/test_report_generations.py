@@ -11,18 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from llmb_plugin_deepseek_r1.report import (
-    FAILURE_CATEGORIES,
-    GENERATIONS,
-    OOM_REMEDY,
-    SIGNATURES,
-    classify_failure,
-    match_line,
-    parse_all_reports,
-    parse_report,
-    report_from_statistics,
-    scan_logs,
-)
+from llmb_plugin_deepseek_r1.report import OOM_REMEDY, scan_logs
+from llmb_plugin_deepseek_r1.report.failure import SIGNATURES, classify_failure, match_line
+from llmb_plugin_deepseek_r1.report.generations import GENERATIONS
+from llmb_plugin_deepseek_r1.report.json_report import report_from_statistics
+from llmb_plugin_deepseek_r1.report.model import FAILURE_CATEGORIES
+from llmb_plugin_deepseek_r1.report.text import parse_all_reports, parse_report
 from llmb_plugin_deepseek_r1.report.cli import main_parse_log
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports"

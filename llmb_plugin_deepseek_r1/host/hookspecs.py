@@ -11,7 +11,6 @@ from typing import Any, Callable
 import pluggy
 
 PROJECT_NAME = "llmb_run"
-CONTRACT_VERSION = "1.0"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

@@ -37,7 +37,7 @@ def run(argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S,
     except OSError as exc:
         raise SlurmError(f"{argv[0]} could not run: {exc}") from None
     except subprocess.TimeoutExpired:
-        raise SlurmError(f"{argv[0]} did not answer within {timeout_s:.0f} s") from None
+        raise SlurmError(f"{argv[0]} did not answer within {timeout_s:g} s") from None
     if done.returncode != 0:
         why = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}").splitlines()[-1]
         raise SlurmError(f"{' '.join(argv[:2])} failed: {why}")

@@ -21,7 +21,7 @@ from llmb_plugin_deepseek_r1.host import records
 from . import slurm
 from .contract import JobPlan, RunRequest
 from . import local_jobs, safety
-from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, SlurmError, ValidationError
+from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, LlmbError, SlurmError, ValidationError
 
 EXECUTORS = ("slurm", "local")
 
@@ -178,7 +178,7 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
                 else:
                     submitted[index] = Submitted(local_jobs.local_job_id(token, job.job_id), plans[index],
                                                  executor_name, where / str(job.job_id), pid=int(job.job_id))
-    except (HostError, SlurmError, ValidationError):
+    except LlmbError:
         raise
     except Exception as exc:
         raise HostError(f"submission failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc

@@ -21,6 +21,7 @@ from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, LlmbError, Valida
 
 TERMINAL = slurm.TERMINAL
 POLL_S = 1.0
+WAIT_SLACK_S = 600.0  # a wait's default deadline: the job's time limit plus this (queueing, start-up)
 
 
 def submitit_result(record: Mapping[str, Any]) -> tuple[str, Any] | None:
@@ -131,7 +132,7 @@ def wait_for(install_dir: Path, record: dict[str, Any], timeout_s: float) -> str
 
 def default_timeout(record: dict[str, Any]) -> float:
     """The job's own time limit plus queueing slack."""
-    return float(record.get("plan", {}).get("slurm", {}).get("time_min", 60)) * 60 + 600
+    return float(record.get("plan", {}).get("slurm", {}).get("time_min", 60)) * 60 + WAIT_SLACK_S
 
 
 def result_summaries(install_dir: Path, record: Mapping[str, Any]) -> list[JobSummary]:

@@ -21,7 +21,8 @@ from llmb_plugin_deepseek_r1 import WORKLOAD_KEY, __version__
 from llmb_plugin_deepseek_r1.host.records import write_atomic
 from llmb_plugin_deepseek_r1.host.safety import redact_json_bytes
 from llmb_plugin_deepseek_r1.recipe import metadata_text
-from .load import ResultsError, is_result_file
+from llmb_plugin_deepseek_r1.document import is_result_file
+from .load import ResultsError
 
 DEFAULT_MAX_FILE_BYTES = 100 * 1024 ** 2
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _experiments_dir(given: Path | None, context: Any) -> Path:
+def _experiments_dir(given: Path | None, context: HostContext | None) -> Path:
     """--dir (a workload folder or its experiments folder), else the context's workload folder."""
     if given is not None:
         given = given.expanduser()

@@ -31,9 +31,6 @@ REFERENCE_KEYS = ("id", "value", "metric", "definition", "gpu_type", "scale", "d
                   "trtllm_version", "source")
 MATCH_KEYS = ("gpu_type", "scale", "dtype", "isl", "osl")
 
-# <result_name>_streaming-<on|off>_<jobid>.json; attempts (`_try2`) and `.report.json` files are not results.
-RESULT_NAME = re.compile(r"^(?P<stem>.+_streaming-(?:on|off))_(?P<job>[^.]+)\.json$")
-_TRY = re.compile(r"_try\d+$")
 _RELATIVE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>[mhdw])$")
 _UNIT_S = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 
@@ -48,17 +45,12 @@ class LoadedRuns:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def is_result_file(path: Path) -> bool:
-    match = RESULT_NAME.match(path.name)
-    return match is not None and not _TRY.search(match.group("job"))
-
-
 def find_result_files(experiments: Path) -> list[Path]:
     """Result JSON files one level below ``experiments`` (hidden folders such as ``.llmb`` are skipped)."""
     if not experiments.is_dir():
         return []
     return sorted(p for folder in experiments.iterdir() if folder.is_dir() and not folder.name.startswith(".")
-                  for p in folder.iterdir() if p.is_file() and is_result_file(p))
+                  for p in folder.iterdir() if p.is_file() and result_document.is_result_file(p))
 
 
 def settings_key(asked: Mapping[str, Any]) -> str:
@@ -119,7 +111,7 @@ def run_record(document: Mapping[str, Any], path: Path, mtime: float) -> dict[st
     measured = _mapping(document, "measured")
     headline = _mapping(measured, "headline")
     effective = _mapping(document, "effective")
-    match = RESULT_NAME.match(path.name)
+    match = result_document.FILE_NAME.match(path.name)
     job_id = document.get("job_id") or provenance.get("job_id")
     if match and job_id is not None and str(job_id) != match.group("job"):
         raise ValueError(f"job id {str(job_id)[:40]!r} does not match the file name (a copy of another run's "

@@ -19,6 +19,8 @@ from .download import hub_cache_dir, is_offline
 from llmb_plugin_deepseek_r1.planning.spec import FALLBACK_USE_CASE, parse_use_cases
 from llmb_plugin_deepseek_r1.paths import WorkloadPaths, workload_paths
 from llmb_plugin_deepseek_r1.host.contract import HostContext
+from llmb_plugin_deepseek_r1.host.tracking import WAIT_SLACK_S
+from llmb_plugin_deepseek_r1.weights.report import DEFAULT_REPO_ID
 
 DEFAULT_WORKERS = 8
 DEFAULT_LOCK_TIMEOUT_S = 4 * 3600.0
@@ -129,7 +131,7 @@ def _slurm(args: argparse.Namespace, context: HostContext, steps: tuple[str, ...
     time_min = knobs.time_limit_minutes("--time", args.time or DEFAULT_TIME)
     if args.cpus < 1:
         raise ValidationError(f"--cpus {args.cpus} is not valid: expected a positive number of CPUs")
-    wait_timeout = args.wait_timeout if args.wait_timeout is not None else time_min * 60 + 600.0
+    wait_timeout = args.wait_timeout if args.wait_timeout is not None else time_min * 60 + WAIT_SLACK_S
     if wait_timeout <= 0:
         raise ValidationError(f"--wait-timeout {args.wait_timeout} is not valid: expected seconds > 0")
     return SlurmOptions(partition=partition, account=account, time_min=time_min, cpus=args.cpus, wait=args.wait,
@@ -160,7 +162,7 @@ def resolve_options(args: argparse.Namespace, context: HostContext, metadata: Ma
     return SetupOptions(
         steps=steps, dry_run=args.dry_run, install_dir=install_dir, workload_dir=where.workload_dir,
         model_dir=where.model_dir,
-        repo_id=str(weights.get("repo_id", "nvidia/DeepSeek-R1-FP4")),
+        repo_id=str(weights.get("repo_id", DEFAULT_REPO_ID)),
         revision=revision, image_uri=image_uri, image_file=where.image_file(image_uri),
         arch=resolve_arch(args.arch, context.gpu_type), gpu_type=context.gpu_type, workers=args.workers,
         use_cases=use_cases, requests_source=requests_source, offline=is_offline(env), hub_cache=hub_cache_dir(env),
