@@ -16,6 +16,8 @@ Schema 2 (written now)::
      "verdict":    {"status": VALID|INVALID|FAILED, "reasons", "classification", "remedy", "failure_line", and after
                     0.1.0 "failure_lineno", "rank", "node", "caveats"} (older files lack the later keys),
      "provenance": job id, host, image, versions, knobs, GPUs, preflight, weights, dataset, started, finished,
+                   and what planning decided: profile {name, gpu_table, notes}, sources {value: where from},
+                   checkpoint {repo_id, revision, model_dir, held: what the folder holds}, cuda_graphs, time_limit,
      "attempts":   one entry per benchmark attempt (command, YAML, outcome, verdict),
      "files":      {"stdout", "stderr"}}
 

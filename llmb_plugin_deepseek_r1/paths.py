@@ -3,7 +3,8 @@ every path because they all ask here.
 
     $LLMB_INSTALL/images/<image file>                 container images (the installer's file names)
     $LLMB_WORKLOAD = $LLMB_INSTALL/workloads/inference_deepseek-r1
-    $LLMB_WORKLOAD/<weights folder>                   the checkpoint, unless MODEL_PATH names another folder
+    $LLMB_WORKLOAD/<checkpoint folder>                the checkpoint (workload.yaml checkpoints: folder), unless
+                                                      MODEL_PATH names another folder
     $LLMB_WORKLOAD/dataset_<use case>_<ISL>_<OSL>.txt one dataset per use case
     $LLMB_WORKLOAD/experiments/<result name>/         logs, YAML and result documents of each run
     $LLMB_WORKLOAD/experiments/.llmb/                 job records (host.records: submitted/, jobs/, submitit/)
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from llmb_plugin_deepseek_r1.host import records
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
@@ -63,15 +64,15 @@ def result_dir(workload_dir: Path, result_name: str) -> Path:
     return inside(experiments_dir(workload_dir) / result_name, workload_dir, "result directory")
 
 
-def model_dir(env: Mapping[str, str], metadata: Mapping[str, Any], workload_dir: Path) -> Path:
-    """MODEL_PATH (an absolute path), else the recipe's weights folder inside $LLMB_WORKLOAD."""
+def model_dir(env: Mapping[str, str], workload_dir: Path, folder: str = DEFAULT_WEIGHTS_FOLDER) -> Path:
+    """MODEL_PATH (an absolute path), else the checkpoint's folder inside $LLMB_WORKLOAD (the folder of the
+    checkpoint the profile names: planning.profiles.checkpoint_for)."""
     value = (env.get("MODEL_PATH") or "").strip()
     if value:  # mounted into the container: absolute, no control characters, no ',' or ':'
         from llmb_plugin_deepseek_r1.host.safety import mount_path
 
         return Path(mount_path("MODEL_PATH", value))
-    folder = ((metadata.get("setup") or {}).get("weights") or {}).get("folder", DEFAULT_WEIGHTS_FOLDER)
-    return workload_dir / str(folder)
+    return inside(workload_dir / folder, workload_dir, "checkpoint folder")
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ class WorkloadPaths:
         return dataset_file(self.workload_dir, use_case, isl, osl)
 
 
-def workload_paths(install_dir: Path, env: Mapping[str, str], metadata: Mapping[str, Any]) -> WorkloadPaths:
-    """$LLMB_WORKLOAD and the model folder (MODEL_PATH honoured) of the install at ``install_dir``."""
+def workload_paths(install_dir: Path, env: Mapping[str, str], *,
+                   folder: str = DEFAULT_WEIGHTS_FOLDER) -> WorkloadPaths:
+    """$LLMB_WORKLOAD and the model folder (MODEL_PATH honoured, else ``folder``: the checkpoint's) of the install
+    at ``install_dir``."""
     workload_dir = records.workload_dir(Path(install_dir), WORKLOAD_KEY)
-    return WorkloadPaths(Path(install_dir), workload_dir, model_dir(env, metadata, workload_dir))
+    return WorkloadPaths(Path(install_dir), workload_dir, model_dir(env, workload_dir, folder))

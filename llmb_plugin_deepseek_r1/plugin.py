@@ -46,13 +46,17 @@ class DeepSeekR1Workload(Workload):
         return setup_main(argv, context=context)
 
     def verify(self, argv: list[str], context: HostContext) -> int:
-        """`llmb-run verify -w inference_deepseek-r1 [-- DIR --full ...]`: the weight check (default: the
-        model folder jobs use, so MODEL_PATH is honoured)."""
-        from .paths import workload_paths
+        """`llmb-run verify -w inference_deepseek-r1 [-- DIR --full ...]`: the weight check (default: the model
+        folder jobs use, MODEL_PATH honoured, with the dtype and the checkpoint the GPU type's profile runs)."""
+        from .setup.options import workload_checkpoint
         from .weights import main as verify_main
 
         if not argv or argv[0].startswith("-"):
-            argv = [str(workload_paths(context.install_dir, context.env, self.metadata).model_dir), *argv]
+            checkpoint, where, dtype = workload_checkpoint(context.env, self.metadata, context.gpu_type,
+                                                           context.install_dir)
+            argv = [str(where.model_dir), *argv] + ([] if "--dtype" in argv else ["--dtype", dtype])
+            if "--expect-repo" not in argv:
+                argv += ["--expect-repo", checkpoint.repo_id, "--expect-revision", checkpoint.revision]
         return verify_main(argv)
 
     def results(self, argv: list[str], context: HostContext) -> int:

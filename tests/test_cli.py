@@ -20,7 +20,7 @@ def test_dry_run_defaults_to_four_jobs_with_recipe_values(dry_run_json, install_
     names = [job["use_cases"][0]["name"] for job in doc["jobs"]]
     assert names == ["reasoning", "chat", "summarization", "generation"]
     limits = {job["use_cases"][0]["name"]: job["slurm"]["time_min"] for job in doc["jobs"]}
-    assert limits == {"reasoning": 30, "chat": 30, "summarization": 45, "generation": 100}
+    assert limits == {"reasoning": 30, "chat": 20, "summarization": 35, "generation": 105}  # derived, see test_profiles
     by_name = {job["use_cases"][0]["name"]: job["use_cases"][0] for job in doc["jobs"]}
     assert {n: by_name[n]["max_num_tokens"] for n in by_name} == {
         "reasoning": 6000, "chat": 7000, "summarization": 9000, "generation": 3000}
@@ -99,7 +99,7 @@ def test_one_allocation_sums_time_limits(run_cli, monkeypatch):
     assert code == 0, err
     jobs = json.loads(out)["jobs"]
     assert len(jobs) == 1
-    assert jobs[0]["slurm"]["time_min"] == 75
+    assert jobs[0]["slurm"]["time_min"] == 30 + 35
     assert jobs[0]["slurm"]["job_name"] == "inference_deepseek-r1_671b_nvfp4"
     assert [uc["name"] for uc in jobs[0]["use_cases"]] == ["reasoning", "summarization"]
 
@@ -108,7 +108,8 @@ def test_min_latency_mode(dry_run_json):
     uc = dry_run_json(MODE="min_latency", USE_CASES="reasoning:1000/2000")["jobs"][0]["use_cases"][0]
     assert (uc["mode"], uc["max_batch_size"], uc["concurrency"], uc["num_requests"]) == ("min_latency", 1, 1, 10)
     assert uc["extra_llm_api_options"] == {
-        "enable_attention_dp": False, "use_cuda_graph": True, "moe_backend": "TRTLLM",
+        "enable_attention_dp": False, "use_cuda_graph": True, "cuda_graph_padding_enabled": True,
+        "cuda_graph_batch_sizes": [1], "moe_backend": "TRTLLM",
         "speculative_config": {"decoding_type": "MTP", "num_nextn_predict_layers": 3}}
 
 
@@ -124,10 +125,11 @@ def test_text_dry_run_shows_slurm_container_command_and_yaml(run_cli, monkeypatc
     code, out, err = run_cli(*RUN_ARGS, "--dryrun")
     assert code == 0, err
     assert "job_name: inference_deepseek-r1_671b_nvfp4_chat" in out
-    assert "time_min: 30" in out and "runtime: pyxis" in out
+    assert "time_min: 20" in out and "runtime: pyxis" in out
     assert "command: trtllm-llmapi-launch trtllm-bench -m DeepSeek-R1" in out
     yaml_start = out.index("extra_llm_api_options:")
-    assert yaml.safe_load(out[yaml_start:].split(":", 1)[1].replace("\n      ", "\n"))["stream_interval"] == 4
+    body = out[yaml_start:].split("\n", 1)[1].split("\n    attention_dp:")[0]
+    assert yaml.safe_load(body.replace("\n      ", "\n").strip())["stream_interval"] == 4
 
 
 @pytest.mark.parametrize("args, message", [
@@ -156,15 +158,16 @@ def test_usage_errors_exit_2_as_llmb_run_does(run_cli):
 
 
 def test_validation_order_gpu_type_before_model_size(run_cli, monkeypatch):
-    monkeypatch.setenv("GPU_TYPE", "mi300x")
+    monkeypatch.setenv("GPU_TYPE", "a100")
     argv = list(RUN_ARGS)
     argv[argv.index("-s") + 1] = "70b"
     code, _, err = run_cli(*argv, "--dry-run")
-    assert code == 1 and "GPU type 'mi300x' is not supported" in err and "supported GPU types: gb200, h100" in err
+    assert code == 1 and "GPU type 'a100' is not supported" in err
+    assert "supported GPU types: b200, gb200, gb300, h100" in err
 
 
 @pytest.mark.parametrize("var, value, fragment", [
-    ("USE_CASES", "reasoning", "USE_CASES entry 'reasoning' is not valid: expected name:ISL/OSL"),
+    ("USE_CASES", "thinking", "USE_CASES entry 'thinking' is not valid: expected name:ISL/OSL"),
     ("USE_CASES", "reasoning:1000", "expected name:ISL/OSL"),
     ("USE_CASES", "rea/son:1/1", "USE_CASES='rea/son' is not valid"),
     ("USE_CASES", "..:1/1", "USE_CASES='..' is not valid"),
@@ -241,10 +244,10 @@ def test_cluster_config_supplies_gpu_type_slurm_and_environment(run_cli, monkeyp
 
 
 def test_cluster_config_gpu_type_wins_over_env(run_cli, monkeypatch):
-    Path("cluster_config.yaml").write_text("launcher:\n  gpu_type: b200\n")
+    Path("cluster_config.yaml").write_text("launcher:\n  gpu_type: a100\n")
     monkeypatch.setenv("GPU_TYPE", "gb200")
     code, _, err = run_cli(*RUN_ARGS, "--dry-run")
-    assert code == 1 and "GPU type 'b200' is not supported" in err
+    assert code == 1 and "GPU type 'a100' is not supported" in err
 
 
 def test_secrets_never_printed(run_cli, monkeypatch):

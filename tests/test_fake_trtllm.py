@@ -137,6 +137,35 @@ def test_extra_options_yaml(work: Path) -> None:
     assert done.returncode == 1 and "YAML mapping" in done.stderr
 
 
+def test_version_rules_flags_eos_default_and_yaml_keys(work: Path) -> None:
+    """The stand-in's VERSION RULES section: what each version accepts, so a plugin mistake shows in tests."""
+    dataset = write_dataset(work / "ds.jsonl", [(10, 30)] * 6)
+    nested, flat = work / "nested.yml", work / "flat.yml"
+    nested.write_text("cuda_graph_config: {enable_padding: true, batch_sizes: [1, 2]}\n"
+                      "attention_dp_config: {enable_balance: true}\n")
+    flat.write_text("use_cuda_graph: true\ncuda_graph_batch_sizes: [1, 2]\n")
+    assert run(bench_argv(work, dataset, "--config", str(flat)), FAKE_TRTLLM_VERSION="1.1.0rc5").returncode == 1
+    refused = run(bench_argv(work, dataset, "--config", str(flat)), FAKE_TRTLLM_VERSION="1.1.0rc5")
+    assert "Extra inputs are not permitted" in refused.stderr and "use_cuda_graph" in refused.stderr
+    assert run(bench_argv(work, dataset, "--config", str(nested)), FAKE_TRTLLM_VERSION="1.3.0rc27").returncode == 0
+    ignored = run(bench_argv(work, dataset, "--extra_llm_api_options", str(nested)))  # 1.0.0rc1: warns
+    assert ignored.returncode == 0 and "ignored by TensorRT-LLM 1.0.0rc1: cuda_graph_config, attention_dp_config" \
+        in ignored.stdout
+    no_config = run(bench_argv(work, dataset, "--config", str(flat)))
+    assert no_config.returncode == 2 and "No such option: --config" in no_config.stderr
+    argv = bench_argv(work, dataset)
+    del argv[argv.index("--eos_id"):argv.index("--eos_id") + 2]
+    assert mean_osl(run(argv, FAKE_TRTLLM_VERSION="1.1.0rc5")) == 30  # default -1 up to 1.1
+    assert mean_osl(run(argv, FAKE_TRTLLM_VERSION="1.2.0")) < 30  # 1.2+: EOS resolved, outputs end early
+    trt = bench_argv(work, dataset)
+    trt[trt.index("--backend") + 1] = "tensorrt"
+    assert "Invalid value for '--backend'" in run(trt, FAKE_TRTLLM_VERSION="1.3.0rc27").stderr
+
+
+def mean_osl(done: subprocess.CompletedProcess[str]) -> float:
+    return parse_report(done.stdout).request_details["avg_output_len"]
+
+
 # --- bad input fails as the real one does ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("line, expected", [

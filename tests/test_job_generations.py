@@ -182,8 +182,9 @@ def test_stand_in_prints_every_generation(tmp_path, version, labels, command, ge
     argv = [str(FAKE_TRTLLM / "trtllm-bench"), "-m", "DeepSeek-R1", "--model_path", str(tmp_path / "weights"),
             command, "--dataset", str(dataset), "--backend", "pytorch", "--tp", "2"]
     env = python_env(FAKE_TRTLLM_VERSION=version, FAKE_TRTLLM_LABELS=labels)
-    done = subprocess.run(argv + (["--streaming"] if command == "throughput" else []), capture_output=True,
-                          text=True, env=env, timeout=60)
+    # --eos_id -1 as the plugin always passes it: from 1.2 the stand-in (like the real one) resolves EOS otherwise
+    done = subprocess.run(argv + (["--streaming", "--eos_id", "-1"] if command == "throughput" else []),
+                          capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "bench.out"
     out.write_text(done.stdout)

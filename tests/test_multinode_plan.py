@@ -95,7 +95,8 @@ def dry_run(run_cli, monkeypatch, gpu_type: str, *args: str, **knobs: str) -> di
 
 
 def test_h100_fp8_16_is_two_nodes_of_eight_tp8_pp2_ep8(run_cli, monkeypatch):
-    doc = dry_run(run_cli, monkeypatch, "h100", "--dtype", "fp8", "--scale", "16", USE_CASES="chat:128/128")
+    doc = dry_run(run_cli, monkeypatch, "h100", "--dtype", "fp8", "--scale", "16", USE_CASES="chat:128/128",
+                  PROFILE="26.05")  # NVIDIA's only H100 table
     [job] = doc["jobs"]
     assert (job["slurm"]["nodes"], job["slurm"]["ntasks_per_node"], job["slurm"]["segment"]) == (2, 8, None)
     [uc] = job["use_cases"]

@@ -126,3 +126,32 @@ def test_neither_nvidia_smi_nor_nvml(monkeypatch):
 
     gpus, how = query_node_gpus(search_path="/nonexistent")
     assert gpus is None and how == "nvidia-smi not found on this node; nvidia-ml-py (pynvml) is not installed"
+
+
+def test_gpu_type_is_compared_with_the_planned_type():
+    from llmb_plugin_deepseek_r1.job.preflight import check_gpu_type
+    from llmb_plugin_deepseek_r1.planning.profiles import gpu_type_info
+    from llmb_plugin_deepseek_r1.recipe import load_metadata
+
+    meta = load_metadata()
+    h100 = parse_nvidia_smi_csv(H100.read_text())
+    assert check_gpu_type(h100, "h100", gpu_type_info(meta, "h100")).status == "ok"
+    wrong = check_gpu_type(h100, "b200", gpu_type_info(meta, "b200"))
+    assert wrong.status == "warning"
+    assert "compute capability 9.0, not 10.0 and 80 GiB per GPU, not about 179 GiB" in wrong.detail
+    assert check_gpu_type([gb200(0)], "gb200", gpu_type_info(meta, "gb200")).status == "ok"
+    gb300 = check_gpu_type([gb200(0)], "gb300", gpu_type_info(meta, "gb300"))
+    assert gb300.status == "warning" and "not 10.3" in gb300.detail
+    assert check_gpu_type(None, "gb200", gpu_type_info(meta, "gb200")).status == "skipped"
+
+
+def test_checkpoint_identity_check(tmp_path):
+    from llmb_plugin_deepseek_r1.job.preflight import check_checkpoint
+
+    held = {"repo_id": "nvidia/DeepSeek-R1-FP4", "revision": "abc", "source": "manifest x"}
+    assert check_checkpoint(held, "nvidia/DeepSeek-R1-FP4", "main", "25.07").status == "ok"
+    warn = check_checkpoint(held, "nvidia/DeepSeek-R1-0528-FP4", "main", "26.05")
+    assert warn.status == "warning" and "profile 26.05" in warn.detail and "MODEL_REPO" in warn.detail
+    assert check_checkpoint(held, "nvidia/DeepSeek-R1-FP4", "def", "25.07").status == "warning"
+    unknown = {"repo_id": None, "revision": None, "source": "nothing in the folder says"}
+    assert check_checkpoint(unknown, "nvidia/DeepSeek-R1-FP4", "main", "25.07").status == "ok"

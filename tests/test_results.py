@@ -133,7 +133,8 @@ def test_reference_matching_needs_gpu_scale_dtype_shape_and_mode():
     for ref in REFERENCES:
         run = {k: ref[k] for k in ("gpu_type", "scale", "dtype", "isl", "osl")} | {"mode": "max_throughput"}
         assert match_reference(run, REFERENCES)["id"] == ref["id"]
-        for key, other in (("gpu_type", "h100"), ("scale", 16), ("dtype", "fp8"), ("isl", ref["isl"] + 1)):
+        for key, other in (("gpu_type", "a100"), ("scale", ref["scale"] * 2), ("dtype", "bf16"),
+                           ("isl", ref["isl"] + 1)):
             assert match_reference(run | {key: other}, REFERENCES) is None
         latency = run | {"mode": "min_latency"}
         assert match_reference(latency, REFERENCES) is None

@@ -139,7 +139,7 @@ def test_arch_defaults_to_aarch64_on_gb200_else_this_machine() -> None:
     ({"STAGE_PATH": "/old/stage"}, [], "STAGE_PATH is set but is no longer used: set LLMB_INSTALL"),
     ({"MANUAL_INSTALL": "perhaps"}, [], "MANUAL_INSTALL='perhaps' is not valid: expected true or false"),
     ({"PROMPT_REQUESTS": "0"}, [], "PROMPT_REQUESTS='0' is not valid"),
-    ({"USE_CASES": "reasoning"}, [], "USE_CASES entry 'reasoning' is not valid"),
+    ({"USE_CASES": "thinking"}, [], "USE_CASES entry 'thinking' is not valid"),
     ({}, ["--steps", "everything"], "--steps 'everything' is not valid"),
     ({}, ["--wait"], "--wait only applies with --slurm"),
     ({}, ["--slurm"], "--slurm needs a CPU partition: pass --partition NAME or set slurm.cpu_partition"),
@@ -320,3 +320,40 @@ def test_python_module_entry_point(tmp_path: Path) -> None:
     proc = run_setup(setup_env(tmp_path / "install", None), "--steps", "layout", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert statuses(json.loads(proc.stdout)) == {"layout": "done"}
+
+
+# ---- the profile decides the checkpoint and the datasets ------------------------------------------------------
+
+def test_the_image_picks_the_profile_checkpoint_and_request_counts(tmp_path: Path) -> None:
+    env = {"LLMB_INSTALL": str(tmp_path), "RUN_CONF_IMAGE": "nvcr.io#nvidia/tensorrt-llm/release:1.1.0rc5"}
+    opts = options(env, cwd=tmp_path)
+    assert (opts.repo_id, opts.profile, opts.dtype) == ("nvidia/DeepSeek-R1-0528-FP4", "26.05", "nvfp4")
+    assert opts.model_dir == tmp_path / "workloads" / WORKLOAD / "DeepSeek-R1-FP4"  # NVIDIA reuses the name
+    assert [(u.name, u.num_requests) for u in opts.use_cases] == [
+        ("reasoning", 30720), ("chat", 115360), ("summarization", 9600), ("generation", 8960)]
+    assert options({**env, "RUN_CONF_IMAGE": "", "PROFILE": "26.05"}, cwd=tmp_path).image_uri == \
+        "nvcr.io#nvidia/tensorrt-llm/release:1.1.0rc5"
+
+
+def test_h100_fetches_deepseeks_fp8_checkpoint_and_overrides_win(tmp_path: Path) -> None:
+    env = {"LLMB_INSTALL": str(tmp_path), "GPU_TYPE": "h100", "PROFILE": "26.05", "USE_CASE": "chat"}
+    opts = options(env, cwd=tmp_path)
+    assert (opts.repo_id, opts.dtype, opts.arch) == ("deepseek-ai/DeepSeek-R1", "fp8", resolve_arch(None, "h100"))
+    assert opts.model_dir.name == "DeepSeek-R1-FP8"
+    assert [(u.name, u.num_requests) for u in opts.use_cases] == [("chat", 30720)]
+    assert opts.run_command.endswith("--dtype fp8 --scale 16")
+    mine = options({**env, "MODEL_REPO": "nvidia/DeepSeek-R1-0528-FP4-v2", "MODEL_REVISION": "r2"}, cwd=tmp_path)
+    assert (mine.repo_id, mine.revision, mine.model_dir.name) == ("nvidia/DeepSeek-R1-0528-FP4-v2", "r2",
+                                                                  "DeepSeek-R1-0528-FP4-v2")
+    assert resolve_arch(None, "gb300", machine="x86_64") == "aarch64"
+
+
+def test_a_folder_holding_another_checkpoint_is_kept_with_a_warning(offline, capsys, monkeypatch) -> None:
+    code, doc = run_json(capsys, "--steps", "weights")
+    assert code == 0 and statuses(doc) == {"weights": "done"}
+    monkeypatch.setenv("RUN_CONF_IMAGE", "nvcr.io#nvidia/tensorrt-llm/release:1.1.0rc5")
+    code, doc = run_json(capsys, "--steps", "weights")
+    assert code == 0 and statuses(doc) == {"weights": "skipped"}
+    detail = doc["steps"][0]["detail"]
+    assert "WARNING: the folder holds nvidia/DeepSeek-R1-FP4" in detail
+    assert "tuned for nvidia/DeepSeek-R1-0528-FP4 (profile 26.05); it is kept as it is" in detail

@@ -44,7 +44,7 @@ def test_single_submits_one_job_per_use_case_and_results_land(slurm_cluster, tmp
         record = wait_sacct_state(job["job_id"], "COMPLETED", timeout=120)
         assert record["State"] == "COMPLETED"
         info = scontrol_job(job["job_id"])
-        assert info["TimeLimit"] == "00:30:00"  # each use case's own limit
+        assert info["TimeLimit"] == "00:20:00"  # derived: 15 min start-up + a tiny run, rounded up to 5 min
         assert info["NumTasks"] == "4" and info["NumNodes"] == "1"
         assert info["JobName"] == f"inference_deepseek-r1_671b_nvfp4_{job['use_cases'][0]}"
         assert "gres/gpu=4" in info.get("TRES", "") or "gpu:4" in info.get("TresPerNode", "")
@@ -68,20 +68,21 @@ def test_one_allocation_and_time_limit_sum(slurm_cluster, tmp_path):
     env = slurm_job_env(tmp_path, USE_CASES="chat:64/32 summarization:96/16")
     [job] = submit(env, "--one-allocation", "--wait")
     info = scontrol_job(job["job_id"])
-    assert info["TimeLimit"] == "01:15:00" and info["JobName"] == "inference_deepseek-r1_671b_nvfp4"
+    assert info["TimeLimit"] == "00:40:00" and info["JobName"] == "inference_deepseek-r1_671b_nvfp4"  # 20 + 20
     assert wait_sacct_state(job["job_id"], "COMPLETED")["State"] == "COMPLETED"
     status = load(tmp_path / f"workloads/inference_deepseek-r1/experiments/.llmb/jobs/{job['job_id']}.json")
     assert [r["verdict"] for r in status["results"]] == ["VALID", "VALID"]
 
 
 def test_sweep_is_one_sbatch_array_with_per_task_limits(slurm_cluster, tmp_path):
-    env = slurm_job_env(tmp_path, USE_CASES="chat:64/32 summarization:96/16", MAX_BATCH_SIZE="8,16")
+    # CONCURRENCY=1: 20 requests one after another; OSL 2000 makes the derived limit 30 min (latency bound)
+    env = slurm_job_env(tmp_path, USE_CASES="chat:64/32 generation:64/2000", MAX_BATCH_SIZE="8,16", CONCURRENCY="1")
     jobs = submit(env)
     assert len(jobs) == 4
     array_ids = {j["job_id"].split("_")[0] for j in jobs}
     assert len(array_ids) == 1 and all("_" in j["job_id"] for j in jobs)
     limits = {j["job_id"]: scontrol_job(j["job_id"])["TimeLimit"] for j in jobs}
-    assert sorted(limits.values()) == ["00:30:00", "00:30:00", "00:45:00", "00:45:00"]
+    assert sorted(limits.values()) == ["00:20:00", "00:20:00", "00:30:00", "00:30:00"]
     for job in jobs:
         assert wait_sacct_state(job["job_id"], "COMPLETED", timeout=120)["State"] == "COMPLETED"
 

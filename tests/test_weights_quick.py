@@ -290,6 +290,9 @@ def test_fp8_checkpoint_declared_in_config_json(tmp_path: Path) -> None:
     write_json(d / "config.json", {"quantization_config": {"quant_method": "fp8"}})
     assert kinds(d, "fp8") == set()
     assert kinds(d, "bf16") == {("config.json", "quantization_mismatch")}
+    assert kinds(d, "nvfp4") == {("config.json", "quantization_mismatch")}  # the FP8 form, asked to be NVFP4
+    [problem] = check_weights(d, dtype="nvfp4").problems
+    assert "DeepSeek's FP8 checkpoint" in problem.detail and "quant_method: fp8" in problem.detail
 
 
 def test_unknown_dtype_argument_is_refused(multi: Path) -> None:

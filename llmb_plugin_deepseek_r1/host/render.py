@@ -34,6 +34,12 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _from(sources: Mapping[str, Any], key: str) -> str:
+    """A plan may say where each value came from (`sources`: key -> source); the text shows it beside the value."""
+    source = sources.get(key)
+    return f"    <- {source}" if source else ""
+
+
 def _mapping_lines(value: Mapping[str, Any], indent: str) -> list[str]:
     """YAML lines of a mapping: lists of sentences (a world layout) one item a line, other lists inline."""
     import yaml
@@ -71,15 +77,16 @@ def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
             else:
                 out.append(f"    {key}: {_value(value)}")
         for uc in plan.use_cases:
-            out.append(f"  use case {uc.get('name', '?')}:")
+            sources = uc.get("sources") if isinstance(uc.get("sources"), Mapping) else {}
+            out.append(f"  use case {uc.get('name', '?')}:" + _from(sources, "name"))
             for key, value in uc.items():
-                if key == "name":
+                if key in ("name", "sources"):
                     continue
                 if isinstance(value, (list, tuple)):
                     out.append(f"    {key}: {shlex.join(str(v) for v in value)}")
                 elif isinstance(value, Mapping):
-                    out.append(f"    {key}:")
+                    out.append(f"    {key}:" + _from(sources, key))
                     out.extend(_mapping_lines(value, "      "))
                 else:
-                    out.append(f"    {key}: {_value(value)}")
+                    out.append(f"    {key}: {_value(value)}" + _from(sources, key))
     return scrub("\n".join(out), request.env)

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 QUERY_FIELDS = ("index", "name", "uuid", "compute_cap", "memory.total", "memory.used", "memory.free",
                 "driver_version")
@@ -193,6 +194,43 @@ def check_gpus(gpus: list[Gpu] | None, how: str, *, scale: int, dtype: str, mode
                                 f"GPU {busy[0].index} already has {busy[0].memory_used_mib} MiB in use: another "
                                 f"process may be on it, and the KV cache will be smaller"))
     return checks
+
+
+def check_gpu_type(gpus: list[Gpu] | None, gpu_type: str, info: Mapping[str, Any]) -> Check:
+    """Whether the node's GPUs are the GPU type the job was planned for (compute capability and memory from
+    workload.yaml's gpu_types): a different type runs settings tuned for another GPU, so it is a warning."""
+    if gpus is None or not gpus or not info:
+        return Check("gpu_type", "skipped", f"no GPU reading or no description of {gpu_type}; type not compared")
+    want_cc = _capability(str(info.get("compute_capability", "")))
+    want_gib = float(info.get("memory_gib") or 0)
+    gpu = gpus[0]
+    have_gib = gpu.memory_total_mib / 1024
+    problems = []
+    if want_cc and gpu.compute_capability and gpu.compute_capability != want_cc:
+        problems.append(f"compute capability {'.'.join(map(str, gpu.compute_capability))}, not "
+                        f"{'.'.join(map(str, want_cc))}")
+    if want_gib and have_gib and abs(have_gib - want_gib) > 0.15 * want_gib:
+        problems.append(f"{have_gib:.0f} GiB per GPU, not about {want_gib:.0f} GiB")
+    if problems:
+        return Check("gpu_type", "warning", f"GPU type {gpu_type} ({info.get('name', gpu_type)}) was planned, but "
+                                            f"{gpu.name} has {' and '.join(problems)}: set GPU_TYPE (or "
+                                            f"cluster_config.yaml launcher.gpu_type) to this node's type")
+    return Check("gpu_type", "ok", f"{gpu.name} matches {gpu_type}")
+
+
+def check_checkpoint(identity: Mapping[str, Any], repo_id: str | None, revision: str | None,
+                     profile: str) -> Check:
+    """Whether the model folder holds the checkpoint the profile was tuned for (a warning when not: the
+    numbers will not be comparable with the profile's)."""
+    from llmb_plugin_deepseek_r1.weights.identity import identity_mismatch
+
+    why = identity_mismatch(dict(identity), repo_id, revision)
+    if why:
+        return Check("checkpoint", "warning", f"{why} (profile {profile}): set MODEL_REPO/MODEL_REVISION to what "
+                                              f"the folder holds, or MODEL_PATH to a folder with {repo_id}")
+    held = identity.get("repo_id") or "an unnamed checkpoint"
+    rev = f" at {identity['revision']}" if identity.get("revision") else ""
+    return Check("checkpoint", "ok", f"{held}{rev} ({identity.get('source')}); profile {profile} expects {repo_id}")
 
 
 def is_image_file(image: str) -> bool:

@@ -19,8 +19,12 @@ from .benchmark import BenchOutcome, JobTerminated, run_benchmark
 from .collect import Verdict, asked_document, failed, judge, measured_document, name_failed_rank, summary_line
 from llmb_plugin_deepseek_r1.host.contract import is_secret_name
 from .nodes import preflight_all_nodes, world_document
-from .preflight import Check, check_gpus, check_image, query_node_gpus, visible
+from .preflight import Check, check_checkpoint, check_gpu_type, check_gpus, check_image, query_node_gpus, visible
+from llmb_plugin_deepseek_r1.planning.describe import profile_document
+from llmb_plugin_deepseek_r1.planning.profiles import gpu_type_info
 from llmb_plugin_deepseek_r1.planning.spec import RunSpec, with_overrides
+from llmb_plugin_deepseek_r1.recipe import load_metadata
+from llmb_plugin_deepseek_r1.weights.identity import checkpoint_identity
 from llmb_plugin_deepseek_r1.planning.trtllm import bench_argv, extra_llm_api_options
 from llmb_plugin_deepseek_r1.planning.versions import yaml_generation
 
@@ -97,6 +101,9 @@ def _preflight(spec: RunSpec, gpu_info: tuple[Any, str], log: Callable[[str], No
     # Across nodes, the GPUs are checked on every node once the dataset exists (nodes.preflight_all_nodes).
     checks = [] if spec.nodes > 1 else check_gpus(gpus, how, scale=spec.scale, dtype=spec.dtype,
                                                     model_bytes=model_bytes)
+    checks.append(check_gpu_type(gpus, spec.gpu_type, gpu_type_info(load_metadata(), spec.gpu_type)))
+    checks.append(check_checkpoint(checkpoint_identity(spec.model_dir), spec.checkpoint_repo,
+                                   spec.checkpoint_revision, spec.profile))
     checks.append(check_image(spec.image, spec.runtime))
     for check in checks:
         log(f"[llmb] preflight {check.name}: {check.status}: {check.detail}")
@@ -158,6 +165,8 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         "plugin_version": __version__, "knobs": dict(spec.knobs), "started": started,
         "gpus": [g.__dict__ for g in (gpu_info[0] or [])],
     }
+    provenance.update(profile_document(spec))
+    provenance["checkpoint"]["held"] = checkpoint_identity(spec.model_dir)
     checks, verdict, weights_report = _preflight(spec, gpu_info, log)
     provenance["preflight"] = [c.to_dict() for c in checks]
     if weights_report is not None:

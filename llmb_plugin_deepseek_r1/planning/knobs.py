@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
+from typing import Any, Mapping
 
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 
@@ -16,6 +18,8 @@ RUN_KNOBS = (
     "SBATCH_GPUS_PER_NODE", "RUN_CONF_IMAGE", "TRTLLM_VERSION", "MODEL_PATH", "CONTAINER_RUNTIME",
     "SLURM_MPI_TYPE", "WEIGHT_CHECK", "OOM_RETRIES", "CONTAINER_ENV", "BENCH_TIMEOUT", "HANG_GRACE", "SWEEP_FILE",
     "SBATCH_SEGMENT_SIZE",
+    "USE_CASE", "PROFILE", "CONCURRENCY_MULTIPLIER", "ENABLE_CHUNKED_PREFILL", "CUDA_GRAPH_BATCH_SIZES",
+    "EXTRA_LLM_API_OPTIONS", "MODEL_REPO", "MODEL_REVISION",
 )
 # Read by setup (requests per dataset, the weights' revision, the installer's flag) and by the weight check.
 SETUP_KNOBS = ("PROMPT_REQUESTS", "PROMT_REQUESTS", "HF_REVISION", "MANUAL_INSTALL", "LLMB_WEIGHTS_CACHE")
@@ -30,6 +34,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
 MODES = ("max_throughput", "min_latency")
 RUNTIMES = ("pyxis", "none", "docker")
+CUDA_GRAPH_SCHEMES = ("powers-of-two", "step-64")
 
 
 def _bad(var: str, value: str, accepted: str) -> ValidationError:
@@ -137,4 +142,63 @@ def env_name(var: str, value: str) -> str:
     """An environment variable name (for CONTAINER_ENV's list of variables passed into the container)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
         raise _bad(var, value, "space-separated environment variable names")
+    return value
+
+
+def _set(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return None if value is None or value.strip() == "" else value
+
+
+def _bounded_int(var: str, env: Mapping[str, str]) -> int:
+    from .bounds import bounded
+
+    return bounded(var, positive_int(var, env[var]))
+
+
+def job_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The knobs that are not tuning values: Slurm, container, checks, limits."""
+    oom_retries = 0
+    if _set(env, "OOM_RETRIES"):
+        oom_retries = 0 if env["OOM_RETRIES"].strip() == "0" else _bounded_int("OOM_RETRIES", env)
+    return {
+        "streaming": boolean("STREAMING", env["STREAMING"]) if _set(env, "STREAMING") else True,
+        "time_limit_min": time_limit_minutes("SBATCH_TIMELIMIT", env["SBATCH_TIMELIMIT"])
+        if _set(env, "SBATCH_TIMELIMIT") else None,
+        "gpus_per_node": _bounded_int("SBATCH_GPUS_PER_NODE", env) if _set(env, "SBATCH_GPUS_PER_NODE") else None,
+        "account": name("SBATCH_ACCOUNT", env["SBATCH_ACCOUNT"]) if _set(env, "SBATCH_ACCOUNT") else None,
+        "partition": partition(env),
+        "runtime": choice("CONTAINER_RUNTIME", env["CONTAINER_RUNTIME"], RUNTIMES)
+        if _set(env, "CONTAINER_RUNTIME") else "pyxis",
+        "mpi_type": name("SLURM_MPI_TYPE", env["SLURM_MPI_TYPE"]) if _set(env, "SLURM_MPI_TYPE") else "pmix",
+        "weight_check": choice("WEIGHT_CHECK", env["WEIGHT_CHECK"], ("quick", "full", "skip"))
+        if _set(env, "WEIGHT_CHECK") else "quick",
+        "oom_retries": oom_retries,
+        "bench_timeout": _bounded_int("BENCH_TIMEOUT", env) if _set(env, "BENCH_TIMEOUT") else None,
+        "hang_grace": _bounded_int("HANG_GRACE", env) if _set(env, "HANG_GRACE") else DEFAULT_HANG_GRACE_S,
+        "container_env": tuple(env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split()),
+        "extra_yaml": extra_options(env["EXTRA_LLM_API_OPTIONS"]) if _set(env, "EXTRA_LLM_API_OPTIONS") else {},
+    }
+
+
+def extra_options(path_text: str) -> dict[str, Any]:
+    """EXTRA_LLM_API_OPTIONS: a YAML mapping merged over the generated options (keys checked per version)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path_text).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValidationError(f"EXTRA_LLM_API_OPTIONS={path_text!r} cannot be read: {str(exc).splitlines()[0]}") \
+            from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ValidationError(f"EXTRA_LLM_API_OPTIONS={path_text!r} must hold a YAML mapping of option names")
+    return data
+
+
+def partition(env: Mapping[str, str]) -> str | None:
+    value = _set(env, "SBATCH_PARTITION")
+    if value is None:
+        return None
+    for part in value.split(","):  # sbatch accepts a comma-separated list of partitions
+        name("SBATCH_PARTITION", part)
     return value

@@ -7,6 +7,7 @@ from typing import Any
 from llmb_plugin_deepseek_r1.planning import runtime
 from llmb_plugin_deepseek_r1.host.contract import JobPlan, RunRequest, SlurmParams
 from .spec import RunSpec
+from .describe import profile_document
 from .trtllm import bench_argv, extra_llm_api_options
 
 
@@ -37,6 +38,7 @@ def use_case_document(spec: RunSpec) -> dict[str, Any]:
         "command": command,
         "launch_command": runtime.launch_argv(spec, command, under_slurm=spec.runtime != "docker"),
         "extra_llm_api_options": extra_llm_api_options(spec),
+        **profile_document(spec),
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,13 +14,16 @@ from llmb_plugin_deepseek_r1.planning import bounds, knobs
 from llmb_plugin_deepseek_r1.host.contract import RunRequest, is_secret_name
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 from llmb_plugin_deepseek_r1.host.layout import node_layout
+from . import profiles as prof
+from .sweep import expand_sweep
 from .versions import parse_trtllm_version, trtllm_version_from_image
 
 DEFAULT_USE_CASE_ORDER = ("reasoning", "chat", "summarization", "generation")
-FALLBACK_USE_CASE = "reasoning"
 
 _INT_KNOBS = {"MAX_NUM_TOKENS": "max_num_tokens", "MAX_BATCH_SIZE": "max_batch_size",
               "NUM_REQUESTS": "num_requests", "TP": "tp", "EP": "ep", "PP": "pp"}
+# RunSpec field -> the name the dry-run document gives it (sources are keyed by the document's names).
+_DOC_NAMES = {"kv_cache_fraction": "kv_cache_free_gpu_mem_fraction"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,30 @@ class RunSpec:
     tasks_per_node: int = 0  # 0: the scale (one node)
     segment: int | None = None
     knobs: Mapping[str, str] = field(default_factory=dict, compare=False)
+    profile: str = "25.07"
+    gpu_table: str = "gb200"
+    enable_chunked_prefill: bool | None = None
+    cuda_graph_scheme: str = "powers-of-two"
+    yaml_base: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    extra_yaml: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    checkpoint_repo: str | None = None
+    checkpoint_revision: str | None = None
+    time_limit_basis: str = ""
+    notes: tuple[str, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """A job pickled before a field existed (queued across an upgrade) gets that field's default; its YAML
+        base is its profile's YAML for its mode."""
+        if name == "yaml_base":
+            from llmb_plugin_deepseek_r1.recipe import load_metadata
+
+            profile = (load_metadata().get("profiles") or {}).get(self.profile) or {}
+            return dict(((profile.get("yaml") or {}).get(self.mode)) or {})
+        known = type(self).__dataclass_fields__.get(name)
+        if known is not None and known.default_factory is not MISSING:
+            return known.default_factory()
+        raise AttributeError(name)
 
     @property
     def world_size(self) -> int:
@@ -106,12 +133,24 @@ class UseCaseRequest:
     osl: int
 
 
-def parse_use_cases(value: str | None, table: Mapping[str, Any]) -> list[UseCaseRequest]:
-    """USE_CASES: 'name:ISL/OSL' entries separated by spaces or commas; unset means every table row."""
+def requested_use_cases(env: Mapping[str, str]) -> str | None:
+    """USE_CASES, or USE_CASE (the singular name 25.10+ users type: exactly one entry)."""
+    single, plural = _set(env, "USE_CASE"), _set(env, "USE_CASES")
+    if single is not None:
+        if len(re.split(r"[\s,]+", single.strip())) != 1:
+            raise ValidationError(f"USE_CASE={single!r} is not valid: expected one name:ISL/OSL entry "
+                                  f"(USE_CASES takes several)")
+        if plural is not None and plural.strip() != single.strip():
+            raise ValidationError(f"USE_CASE={single!r} and USE_CASES={plural!r} disagree: set only one of them")
+    return single if single is not None else plural
+
+
+def parse_use_cases(value: str | None, known: Mapping[str, tuple[int, int]]) -> list[UseCaseRequest]:
+    """USE_CASES: 'name:ISL/OSL' (or a known name alone) separated by spaces or commas; unset: every known one."""
     if value is None or not value.strip():
-        order = [n for n in DEFAULT_USE_CASE_ORDER if n in table] + [n for n in table if n not in
+        order = [n for n in DEFAULT_USE_CASE_ORDER if n in known] + [n for n in known if n not in
                                                                       DEFAULT_USE_CASE_ORDER]
-        return [UseCaseRequest(n, int(table[n]["isl"]), int(table[n]["osl"])) for n in order]
+        return [UseCaseRequest(n, *known[n]) for n in order]
     result: list[UseCaseRequest] = []
     entries = re.split(r"[\s,]+", value.strip())
     if len(entries) > bounds.MAX_USE_CASES:
@@ -119,14 +158,17 @@ def parse_use_cases(value: str | None, table: Mapping[str, Any]) -> list[UseCase
                               f"invocation")
     for entry in entries:
         match = re.fullmatch(r"([^:]+):([^/]+)/(.+)", entry)
-        if not match:
+        if match:
+            name = knobs.name("USE_CASES", match[1])
+            isl = bounds.at_most(f"USE_CASES ISL of {name}", knobs.positive_int(f"USE_CASES ISL of {name}",
+                                                                                 match[2]), bounds.MAX_ISL)
+            osl = bounds.at_most(f"USE_CASES OSL of {name}", knobs.positive_int(f"USE_CASES OSL of {name}",
+                                                                                 match[3]), bounds.MAX_OSL)
+        elif entry in known:
+            name, (isl, osl) = entry, known[entry]
+        else:
             raise ValidationError(f"USE_CASES entry {entry!r} is not valid: expected name:ISL/OSL, "
-                                  f"e.g. reasoning:1000/1000")
-        name = knobs.name("USE_CASES", match[1])
-        isl = bounds.at_most(f"USE_CASES ISL of {name}", knobs.positive_int(f"USE_CASES ISL of {name}", match[2]),
-                             bounds.MAX_ISL)
-        osl = bounds.at_most(f"USE_CASES OSL of {name}", knobs.positive_int(f"USE_CASES OSL of {name}", match[3]),
-                             bounds.MAX_OSL)
+                                  f"e.g. reasoning:1000/1000, or one of {', '.join(known)}")
         if any(r.name == name for r in result):
             raise ValidationError(f"USE_CASES names {name!r} twice: each use case may appear once")
         result.append(UseCaseRequest(name, isl, osl))
@@ -137,9 +179,11 @@ def _images(metadata: Mapping[str, Any]) -> list[str]:
     return [str(i) for i in (metadata.get("container") or {}).get("images") or []]
 
 
-def resolve_image(env: Mapping[str, str], install_dir: Path, metadata: Mapping[str, Any]) -> tuple[str, str]:
-    """(image to run, TensorRT-LLM version) from RUN_CONF_IMAGE / TRTLLM_VERSION / the recipe's image."""
-    default_uri = _images(metadata)[0]
+def resolve_image(env: Mapping[str, str], install_dir: Path, metadata: Mapping[str, Any],
+                  default_uri: str | None = None) -> tuple[str, str]:
+    """(image to run, TensorRT-LLM version) from RUN_CONF_IMAGE / TRTLLM_VERSION / ``default_uri`` (the chosen
+    profile's image) / the recipe's image."""
+    default_uri = default_uri or _images(metadata)[0]
     override = env.get("RUN_CONF_IMAGE", "").strip()
     if override:
         safety.no_control("RUN_CONF_IMAGE", override)
@@ -165,91 +209,11 @@ def _set(env: Mapping[str, str], name: str) -> str | None:
     return None if value is None or value.strip() == "" else value
 
 
-SWEEPABLE = ("MAX_NUM_TOKENS", "MAX_BATCH_SIZE", "KV_CACHE_FRACTION", "NUM_REQUESTS", "CONCURRENCY", "TP", "EP",
-             "PP", "STREAMING")
-
-
-MAX_SWEEP_FILE_BYTES = 1 << 20
-
-
-def _where(path: Path) -> str:
-    return f"SWEEP_FILE={str(path)!r}"
-
-
-def _sweep_value(path: Path, key: str, value: Any) -> str:
-    """One value of a SWEEP_FILE list as the knob's text; a mapping, list or null names file, key and type."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    raise ValidationError(f"{_where(path)}: key {key}: expected a number, string or true/false (or a list of "
-                          f"them), got {'null' if value is None else type(value).__name__}")
-
-
-def _sweep_file_values(path_text: str) -> dict[str, list[str]]:
-    """SWEEP_FILE: a YAML mapping of sweepable knob names to a value or a list of values, read strictly."""
-    import yaml
-
-    path = Path(path_text)
-    try:
-        raw = path.read_bytes()[:MAX_SWEEP_FILE_BYTES + 1]
-        if len(raw) > MAX_SWEEP_FILE_BYTES:
-            raise ValidationError(f"{_where(path)}: larger than {MAX_SWEEP_FILE_BYTES} bytes; expected a small "
-                                  f"YAML mapping")
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ValidationError(f"{_where(path)}: not UTF-8 text (byte {exc.start}); expected a YAML "
-                              f"mapping") from None
-    except (OSError, yaml.YAMLError, RecursionError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValidationError(f"{_where(path)} cannot be read: {reason}") from None
-    if not isinstance(data, dict):
-        raise ValidationError(f"{_where(path)}: expected a mapping of knob names to lists of values, got "
-                              f"{'null' if data is None else type(data).__name__}")
-    values: dict[str, list[str]] = {}
-    for key, items in data.items():
-        if key not in SWEEPABLE:
-            raise ValidationError(f"{_where(path)}: key {str(key)[:60]!r} is not valid: expected one of "
-                                  f"{', '.join(SWEEPABLE)}")
-        items = items if isinstance(items, list) else [items]
-        if not items:
-            raise ValidationError(f"{_where(path)}: key {key} has no values")
-        if len(items) > bounds.MAX_SWEEP_POINTS:
-            raise ValidationError(f"{_where(path)}: key {key} has {len(items)} values; at most "
-                                  f"{bounds.MAX_SWEEP_POINTS} sweep points are allowed")
-        values[key] = [safety.no_control(f"{_where(path)}: key {key}", _sweep_value(path, key, v))
-                       for v in items]
-    return values
-
-
-def expand_sweep(env: Mapping[str, str]) -> list[dict[str, str]]:
-    """Comma-separated values in sweepable knobs (MAX_BATCH_SIZE=128,256) and SWEEP_FILE -> one environment per
-    point of the Cartesian product (a knob in the environment wins over the same knob in the file)."""
-    import itertools
-
-    safety.env_values(env, knobs.RUN_KNOBS)
-    axes: dict[str, list[str]] = _sweep_file_values(env["SWEEP_FILE"]) if _set(env, "SWEEP_FILE") else {}
-    for var in SWEEPABLE:
-        if _set(env, var):
-            values = [v.strip() for v in env[var].split(",", bounds.MAX_SWEEP_POINTS)]
-            if any(v == "" for v in values):
-                raise ValidationError(f"{var}={env[var][:60]!r} is not valid: an empty value in the "
-                                      f"comma-separated list")
-            axes[var] = values
-    bounds.sweep_size({var: len(values) for var, values in axes.items()}, 1)
-    names = list(axes)
-    points = []
-    for combo in itertools.product(*(axes[n] for n in names)):
-        point = dict(env)
-        point.update(zip(names, combo))
-        points.append(point)
-    return points
-
-
 def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[RunSpec]:
     """One RunSpec per use case and sweep point, all validated before anything is submitted."""
     points = expand_sweep(request.env)
-    per_point = len(parse_use_cases(_set(request.env, "USE_CASES"), metadata["use_cases"]))
+    requested = requested_use_cases(request.env)
+    per_point = len(re.split(r"[\s,]+", requested.strip())) if requested else len(DEFAULT_USE_CASE_ORDER)
     if len(points) * per_point > bounds.MAX_RUNS:
         raise ValidationError(f"{len(points)} sweep points x {per_point} use cases = {len(points) * per_point} "
                               f"runs; at most {bounds.MAX_RUNS} per invocation: split the sweep")
@@ -260,69 +224,102 @@ def resolve_run_specs(request: RunRequest, metadata: Mapping[str, Any]) -> list[
 
 
 def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mapping[str, str]) -> list[RunSpec]:
-    """One RunSpec per requested use case: table row -> MODE overrides -> knobs set in the environment."""
-    table: Mapping[str, Any] = metadata["use_cases"]
-    where = paths.workload_paths(request.install_dir, env, metadata)
-    workload_dir = where.workload_dir
-    use_cases = parse_use_cases(_set(env, "USE_CASES"), table)
+    """One RunSpec per requested use case: the profile's row -> knobs set in the environment -> derived values."""
     mode = knobs.choice("MODE", env["MODE"], knobs.MODES) if _set(env, "MODE") else "max_throughput"
-    mode_overrides = (metadata.get("modes") or {}).get(mode) or {}
-    overrides: dict[str, Any] = {}
+    requested = _set(env, "PROFILE")
+    chosen = prof.choose_profile(metadata, "0", requested) if requested else None
+    image, version = resolve_image(env, request.install_dir, metadata,
+                                   prof.default_profile_image(chosen) if chosen else None)
+    choice = chosen or prof.choose_profile(metadata, version, None)
+    table = prof.choose_table(metadata, choice, request.gpu_type, mode)
+    use_cases = parse_use_cases(requested_use_cases(env), prof.known_use_cases(table.table))
+    knob_values: dict[str, Any] = {}
     for var, key in _INT_KNOBS.items():
         if _set(env, var):
-            overrides[key] = bounds.bounded(var, knobs.positive_int(var, env[var]))
+            knob_values[var] = (key, bounds.bounded(var, knobs.positive_int(var, env[var])))
     if _set(env, "KV_CACHE_FRACTION"):
-        overrides["kv_cache_free_gpu_mem_fraction"] = knobs.fraction("KV_CACHE_FRACTION", env["KV_CACHE_FRACTION"])
+        knob_values["KV_CACHE_FRACTION"] = ("kv_cache_fraction",
+                                            knobs.fraction("KV_CACHE_FRACTION", env["KV_CACHE_FRACTION"]))
     if _set(env, "CONCURRENCY"):
-        overrides["concurrency"] = bounds.bounded("CONCURRENCY", knobs.concurrency("CONCURRENCY", env["CONCURRENCY"]))
-    streaming = knobs.boolean("STREAMING", env["STREAMING"]) if _set(env, "STREAMING") else True
-    time_limit = knobs.time_limit_minutes("SBATCH_TIMELIMIT", env["SBATCH_TIMELIMIT"]) \
-        if _set(env, "SBATCH_TIMELIMIT") else None
-    gpus_per_node = bounds.bounded("SBATCH_GPUS_PER_NODE", knobs.positive_int(
-        "SBATCH_GPUS_PER_NODE", env["SBATCH_GPUS_PER_NODE"])) if _set(env, "SBATCH_GPUS_PER_NODE") else None
-    account = knobs.name("SBATCH_ACCOUNT", env["SBATCH_ACCOUNT"]) if _set(env, "SBATCH_ACCOUNT") else None
-    partition = _partition(env)
-    runtime = knobs.choice("CONTAINER_RUNTIME", env["CONTAINER_RUNTIME"], knobs.RUNTIMES) \
-        if _set(env, "CONTAINER_RUNTIME") else "pyxis"
-    mpi_type = knobs.name("SLURM_MPI_TYPE", env["SLURM_MPI_TYPE"]) if _set(env, "SLURM_MPI_TYPE") else "pmix"
-    weight_check = knobs.choice("WEIGHT_CHECK", env["WEIGHT_CHECK"], ("quick", "full", "skip")) \
-        if _set(env, "WEIGHT_CHECK") else "quick"
-    oom_retries = 0
-    if _set(env, "OOM_RETRIES"):
-        oom_retries = 0 if env["OOM_RETRIES"].strip() == "0" else bounds.bounded(
-            "OOM_RETRIES", knobs.positive_int("OOM_RETRIES", env["OOM_RETRIES"]))
-    bench_timeout = bounds.bounded("BENCH_TIMEOUT", knobs.positive_int("BENCH_TIMEOUT", env["BENCH_TIMEOUT"])) \
-        if _set(env, "BENCH_TIMEOUT") else None
-    hang_grace = bounds.bounded("HANG_GRACE", knobs.positive_int("HANG_GRACE", env["HANG_GRACE"])) \
-        if _set(env, "HANG_GRACE") else knobs.DEFAULT_HANG_GRACE_S
-    container_env = tuple(knobs.env_name("CONTAINER_ENV", n) for n in (env.get("CONTAINER_ENV") or "").split())
-    model_dir = where.model_dir
-    image, version = resolve_image(env, request.install_dir, metadata)
+        knob_values["CONCURRENCY"] = ("concurrency", bounds.bounded("CONCURRENCY",
+                                                                    knobs.concurrency("CONCURRENCY", env["CONCURRENCY"])))
+    if _set(env, "ENABLE_CHUNKED_PREFILL"):
+        knob_values["ENABLE_CHUNKED_PREFILL"] = ("enable_chunked_prefill",
+                                                 knobs.boolean("ENABLE_CHUNKED_PREFILL", env["ENABLE_CHUNKED_PREFILL"]))
+    multiplier = prof.Sourced(knobs.positive_int("CONCURRENCY_MULTIPLIER", env["CONCURRENCY_MULTIPLIER"]),
+                              "knob CONCURRENCY_MULTIPLIER") if _set(env, "CONCURRENCY_MULTIPLIER") else \
+        prof.Sourced(int(choice.data.get("concurrency_multiplier") or 10), f"profile {choice.name}")
+    scheme = knobs.choice("CUDA_GRAPH_BATCH_SIZES", env["CUDA_GRAPH_BATCH_SIZES"], knobs.CUDA_GRAPH_SCHEMES) \
+        if _set(env, "CUDA_GRAPH_BATCH_SIZES") else str(choice.data.get("cuda_graph_batch_sizes") or "powers-of-two")
+    scheme_source = "knob CUDA_GRAPH_BATCH_SIZES" if _set(env, "CUDA_GRAPH_BATCH_SIZES") else f"profile {choice.name}"
+    checkpoint = prof.checkpoint_for(metadata, choice, request.dtype, env)
+    where = paths.workload_paths(request.install_dir, env, folder=checkpoint.folder)
+    workload_dir, model_dir = where.workload_dir, where.model_dir
+    settings = knobs.job_settings(env)
     layout = node_layout(metadata, request.gpu_type, request.scale, _set(env, "SBATCH_SEGMENT_SIZE"))
     parallel_defaults = ((metadata.get("run") or {}).get("parallelism") or {}).get(request.gpu_type) or {}
     knobs_set = {k: env[k] for k in knobs.RUN_KNOBS if k in env and not is_secret_name(k)}
-
+    version_source = "knob TRTLLM_VERSION" if _set(env, "TRTLLM_VERSION") else "the image name"
+    common_sources = {
+        "profile": choice.reason, "trtllm_version": version_source,
+        "image": "knob RUN_CONF_IMAGE" if _set(env, "RUN_CONF_IMAGE") else (
+            f"profile {choice.name}" if chosen and prof.default_profile_image(choice) else "recipe image"),
+        "mode": "knob MODE" if _set(env, "MODE") else "default",
+        "streaming": "knob STREAMING" if _set(env, "STREAMING") else "default",
+        "cuda_graphs": scheme_source, "checkpoint": checkpoint.source,
+        "enable_chunked_prefill": "not set: TensorRT-LLM's default",
+        "stdout": "rule: <result_dir>/<name>_streaming-on|off_<job id>.out", "stderr": "rule: as stdout, .err",
+        "world": f"rule: --scale {request.scale} / {layout.gpus_per_node} GPUs per {request.gpu_type} node "
+                 f"(run.gpus_per_node), one rank per GPU",
+        "command": f"built for TensorRT-LLM {version}", "launch_command": "runtime (CONTAINER_RUNTIME) around command",
+        "extra_llm_api_options": f"profile {choice.name} {mode} YAML + values above, in TensorRT-LLM {version} spelling"
+        + (" + knob EXTRA_LLM_API_OPTIONS" if _set(env, "EXTRA_LLM_API_OPTIONS") else ""),
+        "model_dir": "knob MODEL_PATH" if _set(env, "MODEL_PATH") else f"checkpoint folder ({checkpoint.repo_id})",
+        "dataset": "rule: $LLMB_WORKLOAD/dataset_<use case>_<ISL>_<OSL>.txt",
+        "result_dir": "rule: $LLMB_WORKLOAD/experiments/<model>_TP_EP_PP_CON_<use case>",
+    }
+    notes = tuple(n for n in (table.note,) if n)
+    yaml_base = dict((choice.data.get("yaml") or {}).get(mode) or {})
     specs = []
     for uc in use_cases:
-        row = dict(table.get(uc.name) or table[FALLBACK_USE_CASE])
-        row.update(mode_overrides)
-        row.update(default_parallelism(row, parallel_defaults, request.scale))
-        row.update(overrides)
+        values = prof.row_values(choice, table, mode, uc.name, uc.isl)
+        row_parallelism = {k: int(values[k].value) for k in ("tp", "pp", "ep")}
+        for key, number in default_parallelism(row_parallelism, parallel_defaults, request.scale).items():
+            values[key] = prof.Sourced(number, f"scale {request.scale}: TP = scale / PP, EP = TP")
+        for var, (key, value) in knob_values.items():
+            values[key] = prof.Sourced(value, f"knob {var}")
+        prof.derive_load(choice, values, set(knob_values), multiplier)
+        value = {k: s.value for k, s in values.items()}
+        sources = {**common_sources, **{_DOC_NAMES.get(k, k): s.source for k, s in values.items()},
+                   "name": "USE_CASE(S)" if requested_use_cases(env) else f"profile {choice.name} rows",
+                   "isl": "USE_CASE(S)" if requested_use_cases(env) else f"profile {choice.name} rows",
+                   "osl": "USE_CASE(S)" if requested_use_cases(env) else f"profile {choice.name} rows"}
+        if settings["time_limit_min"]:
+            minutes, basis = settings["time_limit_min"], "knob SBATCH_TIMELIMIT"
+        else:
+            minutes, basis = prof.time_limit(metadata, table.gpu_type, gpus=request.scale,
+                                             num_requests=int(value["num_requests"]),
+                                             concurrency=int(value["concurrency"]), isl=uc.isl, osl=uc.osl)
+        sources["time_limit"] = basis
         spec = RunSpec(
             use_case=uc.name, isl=uc.isl, osl=uc.osl,
-            max_batch_size=int(row["max_batch_size"]), max_num_tokens=int(row["max_num_tokens"]),
-            kv_cache_fraction=float(row["kv_cache_free_gpu_mem_fraction"]),
-            concurrency=int(row["concurrency"]), num_requests=int(row["num_requests"]),
-            tp=int(row["tp"]), ep=int(row["ep"]), pp=int(row["pp"]), streaming=streaming, mode=mode,
-            attention_dp=bool(row.get("attn_dp_enabled", True)),
-            time_limit_min=time_limit or int(row.get("time_limit_min", 30)),
+            max_batch_size=int(value["max_batch_size"]), max_num_tokens=int(value["max_num_tokens"]),
+            kv_cache_fraction=float(value["kv_cache_fraction"]),
+            concurrency=int(value["concurrency"]), num_requests=int(value["num_requests"]),
+            tp=int(value["tp"]), ep=int(value["ep"]), pp=int(value["pp"]), streaming=settings["streaming"],
+            mode=mode, attention_dp=bool(value.get("attention_dp", True)), time_limit_min=int(minutes),
             workload=request.workload, model_size=request.model_size, dtype=request.dtype, scale=request.scale,
             gpu_type=request.gpu_type, gpus_per_node_hw=layout.gpus_per_node, install_dir=request.install_dir,
-            workload_dir=workload_dir, model_dir=model_dir, image=image, trtllm_version=version, runtime=runtime,
-            mpi_type=mpi_type, weight_check=weight_check, oom_retries=oom_retries, account=account,
-            partition=partition, gpus_per_node=gpus_per_node, container_env=container_env,
-            bench_timeout_s=bench_timeout, hang_grace_s=hang_grace, nodes=layout.nodes,
-            tasks_per_node=layout.tasks_per_node, segment=layout.segment, knobs=knobs_set,
+            workload_dir=workload_dir, model_dir=model_dir, image=image, trtllm_version=version,
+            runtime=settings["runtime"], mpi_type=settings["mpi_type"], weight_check=settings["weight_check"],
+            oom_retries=settings["oom_retries"], account=settings["account"], partition=settings["partition"],
+            gpus_per_node=settings["gpus_per_node"], container_env=settings["container_env"],
+            bench_timeout_s=settings["bench_timeout"], hang_grace_s=settings["hang_grace"], knobs=knobs_set,
+            nodes=layout.nodes, tasks_per_node=layout.tasks_per_node, segment=layout.segment,
+            profile=choice.name, gpu_table=table.gpu_type,
+            enable_chunked_prefill=value.get("enable_chunked_prefill"), cuda_graph_scheme=scheme,
+            yaml_base=yaml_base, extra_yaml=settings["extra_yaml"], checkpoint_repo=checkpoint.repo_id,
+            checkpoint_revision=checkpoint.revision, time_limit_basis=basis, notes=notes, sources=sources,
         )
         check_spec(spec)
         specs.append(spec)
@@ -341,15 +338,6 @@ def default_parallelism(row: Mapping[str, Any], defaults: Mapping[str, Any], sca
     return {"pp": pp, "tp": scale // pp, "ep": int(defaults.get("ep", scale // pp))}
 
 
-def _partition(env: Mapping[str, str]) -> str | None:
-    value = _set(env, "SBATCH_PARTITION")
-    if value is None:
-        return None
-    for part in value.split(","):  # sbatch accepts a comma-separated list of partitions
-        knobs.name("SBATCH_PARTITION", part)
-    return value
-
-
 def check_spec(spec: RunSpec) -> None:
     """Cross-field rules that would otherwise fail inside the job, after the GPUs are allocated."""
     if spec.tp * spec.pp != spec.scale:
@@ -362,10 +350,10 @@ def check_spec(spec: RunSpec) -> None:
         raise ValidationError(f"EP={spec.ep} is not valid with TP={spec.tp}: the expert-parallel size must "
                               f"divide TP, and so the world of {spec.world_size} ranks "
                               f"(e.g. {', '.join(map(str, divisors))})")
-    if spec.max_num_tokens < spec.isl:
+    if spec.max_num_tokens < spec.isl and not spec.enable_chunked_prefill:
         raise ValidationError(
             f"MAX_NUM_TOKENS={spec.max_num_tokens} is smaller than the ISL {spec.isl} of use case "
-            f"{spec.use_case}: requests could never be scheduled; use at least {spec.isl}")
+            f"{spec.use_case}: requests could never be scheduled; use at least {spec.isl} or ENABLE_CHUNKED_PREFILL=true")
     if spec.concurrency != -1 and spec.concurrency > spec.num_requests:
         raise ValidationError(f"CONCURRENCY={spec.concurrency} is larger than NUM_REQUESTS={spec.num_requests}: "
                               f"the benchmark would never reach that concurrency")

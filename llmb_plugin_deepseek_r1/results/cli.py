@@ -56,13 +56,12 @@ def _experiments_dir(given: Path | None, context: HostContext | None) -> Path:
 
 def _workload_dir(context: HostContext | None) -> Path:
     from llmb_plugin_deepseek_r1.paths import workload_paths
-    from llmb_plugin_deepseek_r1.recipe import load_metadata
 
     if context is None:
         from llmb_plugin_deepseek_r1.host.cluster import resolve_context
 
         context = resolve_context(os.environ, Path.cwd())
-    return workload_paths(context.install_dir, context.env, load_metadata()).workload_dir
+    return workload_paths(context.install_dir, context.env).workload_dir
 
 
 def _references() -> list[dict[str, Any]]:

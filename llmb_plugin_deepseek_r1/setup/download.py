@@ -22,7 +22,6 @@ from .model import SetupOptions, StepResult
 from .util import PARTIAL_TAG, LockTimeout, file_lock, partial_name
 
 T = TypeVar("T")
-DTYPE = "nvfp4"
 TRUE_VALUES = frozenset({"1", "ON", "YES", "TRUE"})  # huggingface_hub's own reading of HF_HUB_OFFLINE
 BACKOFF_ATTEMPTS = 6
 BACKOFF_BASE_S = 2.0
@@ -266,7 +265,18 @@ def _ensure_manifest(opts: SetupOptions, env: Mapping[str, str], log: Callable[[
 def _check(opts: SetupOptions) -> Any:
     from llmb_plugin_deepseek_r1.weights import check_weights
 
-    return check_weights(opts.model_dir, dtype=DTYPE, full=False, progress=False)
+    return check_weights(opts.model_dir, dtype=opts.dtype, full=False, progress=False)
+
+
+def _identity_note(opts: SetupOptions) -> str:
+    """A kept folder that holds another checkpoint than the profile's is said so (never overwritten)."""
+    from llmb_plugin_deepseek_r1.weights.identity import checkpoint_identity, identity_mismatch
+
+    why = identity_mismatch(checkpoint_identity(opts.model_dir), opts.repo_id, opts.revision)
+    if why is None:
+        return ""
+    return (f"; WARNING: {why} (profile {opts.profile}); it is kept as it is: set MODEL_PATH to another folder "
+            f"to fetch {opts.repo_id}, or MODEL_REPO to what this folder holds")
 
 
 def _remedy(report: Any) -> list[str]:
@@ -283,7 +293,8 @@ def weights_step(opts: SetupOptions, env: Mapping[str, str], log: Callable[[str]
         report = _check(opts)
         if report.ok:
             return StepResult("weights", "skipped", f"{target} is a git clone that passes the quick weight check "
-                              f"({report.files_checked} files); kept as it is (the full check reads its LFS pointers)",
+                              f"({report.files_checked} files); kept as it is (the full check reads its LFS pointers)"
+                              f"{_identity_note(opts)}",
                               seconds=time.monotonic() - t0, bytes=report.total_bytes)
         return StepResult("weights", "failed", f"{target} is a git clone that fails the weight check "
                           f"({len(report.problems)} problem(s), first: {report.problems[0].file}: "
@@ -294,7 +305,7 @@ def weights_step(opts: SetupOptions, env: Mapping[str, str], log: Callable[[str]
     if existing:
         report = _check(opts)
         if report.ok:
-            note = _ensure_manifest(opts, env, log)
+            note = _ensure_manifest(opts, env, log) + _identity_note(opts)
             return StepResult("weights", "skipped", f"{target} passes the quick weight check "
                               f"({report.files_checked} files); {note}", seconds=time.monotonic() - t0,
                               bytes=report.total_bytes)

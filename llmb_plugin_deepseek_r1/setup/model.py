@@ -69,6 +69,8 @@ class SetupOptions:
     slurm: SlurmOptions | None = None
     workload: str = WORKLOAD_KEY
     run_command: str = ""
+    dtype: str = "nvfp4"
+    profile: str = "25.07"
 
 
 @dataclass

@@ -16,11 +16,12 @@ from llmb_plugin_deepseek_r1.host import safety
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 from .model import HEAVY_STEPS, STEPS, SetupOptions, SlurmOptions, UseCaseData
 from .download import hub_cache_dir, is_offline
-from llmb_plugin_deepseek_r1.planning.spec import FALLBACK_USE_CASE, parse_use_cases
+from llmb_plugin_deepseek_r1.planning import profiles as prof
+from llmb_plugin_deepseek_r1.planning.spec import parse_use_cases, requested_use_cases
+from llmb_plugin_deepseek_r1.planning.versions import trtllm_version_from_image
 from llmb_plugin_deepseek_r1.paths import WorkloadPaths, workload_paths
 from llmb_plugin_deepseek_r1.host.contract import HostContext
 from llmb_plugin_deepseek_r1.host.tracking import WAIT_SLACK_S
-from llmb_plugin_deepseek_r1.weights.report import DEFAULT_REPO_ID
 
 DEFAULT_WORKERS = 8
 DEFAULT_LOCK_TIMEOUT_S = 4 * 3600.0
@@ -47,8 +48,12 @@ def is_image_uri(value: str) -> bool:
 
 
 def resolve_image_uri(option: str | None, env: Mapping[str, str], metadata: Mapping[str, Any]) -> str:
-    """--image, else RUN_CONF_IMAGE when it is a URI, else the recipe's image."""
+    """--image, else RUN_CONF_IMAGE when it is a URI, else the image of the profile PROFILE names, else the
+    recipe's image."""
     recipe = str(((metadata.get("container") or {}).get("images") or [""])[0])
+    requested = (env.get("PROFILE") or "").strip()
+    if requested:
+        recipe = prof.default_profile_image(prof.choose_profile(metadata, "0", requested)) or recipe
     override = (env.get("RUN_CONF_IMAGE") or "").strip()
     value = option if option is not None else (override if override and is_image_uri(override) else recipe)
     value = value.strip()
@@ -62,10 +67,16 @@ def resolve_image_uri(option: str | None, env: Mapping[str, str], metadata: Mapp
     return value
 
 
-def resolve_arch(option: str | None, gpu_type: str, machine: str | None = None) -> str:
-    """--arch, else aarch64 for GB200 (Grace CPUs), else this machine's architecture."""
+def resolve_arch(option: str | None, gpu_type: str, machine: str | None = None,
+                 metadata: Mapping[str, Any] | None = None) -> str:
+    """--arch, else the GPU type's CPU architecture where it is fixed (aarch64: Grace on GB200/GB300), else this
+    machine's architecture."""
     if option is None:
-        if gpu_type == "gb200":
+        if metadata is None:
+            from llmb_plugin_deepseek_r1.recipe import load_metadata
+
+            metadata = load_metadata()
+        if prof.gpu_type_info(metadata, gpu_type).get("cpu_arch") == "aarch64":
             return "aarch64"
         option = machine or platform.machine()
     arch = ARCH_ALIASES.get(option.strip().lower())
@@ -85,15 +96,44 @@ def request_count(env: Mapping[str, str]) -> tuple[int | None, str]:
     return None, "each use case's num_requests"
 
 
-def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], where: WorkloadPaths) -> tuple[
-        tuple[UseCaseData, ...], str]:
-    """One dataset per USE_CASES entry (default: every use case of the table), as the jobs will name it."""
-    table: Mapping[str, Any] = metadata["use_cases"]
+def setup_profile(env: Mapping[str, str], metadata: Mapping[str, Any], image_uri: str) -> prof.ProfileChoice:
+    """The profile the jobs will run (PROFILE, else the image's TensorRT-LLM version), so that setup fetches
+    that profile's checkpoint and datasets of its request counts."""
+    requested = (env.get("PROFILE") or "").strip() or None
+    version = (env.get("TRTLLM_VERSION") or "").strip() or str(trtllm_version_from_image(image_uri) or "1.0.0rc1")
+    return prof.choose_profile(metadata, version, requested)
+
+
+def gpu_dtype(metadata: Mapping[str, Any], gpu_type: str) -> str:
+    """The dtype a GPU type runs (the first its gpu_configs list): which checkpoint setup fetches."""
+    configs = ((metadata.get("run") or {}).get("gpu_configs") or {}).get(gpu_type) or {}
+    model_configs = configs.get("model_configs") or [{}]
+    return str((model_configs[0].get("dtypes") or ["nvfp4"])[0])
+
+
+def workload_checkpoint(env: Mapping[str, str], metadata: Mapping[str, Any], gpu_type: str, install_dir: Path,
+                        image_uri: str | None = None) -> tuple[prof.Checkpoint, WorkloadPaths, str]:
+    """(checkpoint, the install's paths with its folder, dtype) for this GPU type under the profile the image (or
+    PROFILE) picks: what setup fetches and what `llmb-run verify` checks."""
+    choice = setup_profile(env, metadata, image_uri or resolve_image_uri(None, env, metadata))
+    dtype = gpu_dtype(metadata, gpu_type)
+    checkpoint = prof.checkpoint_for(metadata, choice, dtype, env)
+    return checkpoint, workload_paths(install_dir, env, folder=checkpoint.folder), dtype
+
+
+def use_case_data(env: Mapping[str, str], metadata: Mapping[str, Any], where: WorkloadPaths,
+                  choice: prof.ProfileChoice, gpu_type: str) -> tuple[tuple[UseCaseData, ...], str]:
+    """One dataset per USE_CASE(S) entry (default: every use case of the profile's table), as the jobs name it,
+    with the profile's request count for it."""
+    mode = knobs.choice("MODE", env["MODE"], knobs.MODES) if (env.get("MODE") or "").strip() else "max_throughput"
+    table = prof.choose_table(metadata, choice, gpu_type, mode)
     count, source = request_count(env)
+    multiplier = prof.Sourced(int(choice.data.get("concurrency_multiplier") or 10), f"profile {choice.name}")
     out = []
-    for uc in parse_use_cases(env.get("USE_CASES"), table):
-        row = table.get(uc.name) or table[FALLBACK_USE_CASE]
-        n = count if count is not None else int(row["num_requests"])
+    for uc in parse_use_cases(requested_use_cases(env), prof.known_use_cases(table.table)):
+        values = prof.row_values(choice, table, mode, uc.name, uc.isl)
+        prof.derive_load(choice, values, set(), multiplier)
+        n = count if count is not None else int(values["num_requests"].value)
         out.append(UseCaseData(uc.name, uc.isl, uc.osl, n, where.dataset(uc.name, uc.isl, uc.osl)))
     return tuple(out), source
 
@@ -143,7 +183,6 @@ def resolve_options(args: argparse.Namespace, context: HostContext, metadata: Ma
     env: Mapping[str, str] = context.env
     steps = parse_steps(args.steps)
     install_dir = Path(safety.no_control("LLMB_INSTALL", str(context.install_dir)))  # in #SBATCH lines
-    where = workload_paths(install_dir, env, metadata)
     revision = args.revision if args.revision is not None else (env.get("HF_REVISION") or "").strip() or None
     if revision is not None and not _REVISION_RE.match(revision):
         raise ValidationError(f"revision {revision!r} is not valid: expected a branch, tag or commit id")
@@ -153,8 +192,11 @@ def resolve_options(args: argparse.Namespace, context: HostContext, metadata: Ma
         raise ValidationError(f"--lock-timeout {args.lock_timeout} is not valid: expected seconds > 0")
     manual = (env.get("MANUAL_INSTALL") or "").strip()
     image_uri = resolve_image_uri(args.image, env, metadata)
-    use_cases, requests_source = use_case_data(env, metadata, where)
-    weights = (metadata.get("setup") or {}).get("weights") or {}
+    choice = setup_profile(env, metadata, image_uri)
+    checkpoint, where, dtype = workload_checkpoint(env, metadata, context.gpu_type, install_dir, image_uri)
+    use_cases, requests_source = use_case_data(env, metadata, where, choice, context.gpu_type)
+    if revision is None and (env.get("MODEL_REVISION") or "").strip():
+        revision = checkpoint.revision
     slurm = _slurm(args, context, steps)
     if slurm is not None and not any(s in HEAVY_STEPS for s in steps):
         slurm = None  # nothing heavy to submit: the layout runs here either way
@@ -162,10 +204,12 @@ def resolve_options(args: argparse.Namespace, context: HostContext, metadata: Ma
     return SetupOptions(
         steps=steps, dry_run=args.dry_run, install_dir=install_dir, workload_dir=where.workload_dir,
         model_dir=where.model_dir,
-        repo_id=str(weights.get("repo_id", DEFAULT_REPO_ID)),
+        repo_id=checkpoint.repo_id,
         revision=revision, image_uri=image_uri, image_file=where.image_file(image_uri),
-        arch=resolve_arch(args.arch, context.gpu_type), gpu_type=context.gpu_type, workers=args.workers,
+        arch=resolve_arch(args.arch, context.gpu_type, metadata=metadata), gpu_type=context.gpu_type,
+        workers=args.workers,
         use_cases=use_cases, requests_source=requests_source, offline=is_offline(env), hub_cache=hub_cache_dir(env),
         lock_timeout_s=float(args.lock_timeout), manual_install=manual_install,
         slurm=slurm, workload=WORKLOAD_KEY, run_command=run_command(metadata, context.gpu_type, use_cases),
+        dtype=dtype, profile=choice.name,
     )

@@ -45,10 +45,13 @@ def check_weights(
     progress: bool | None = None,
     workers: int | None = None,
     use_cache: bool = True,
+    expect_repo: str | None = None,
+    expect_revision: str | None = None,
 ) -> WeightReport:
     """Check a checkpoint folder; raises ValueError only for an unknown ``dtype``.
 
-    Quick mode reads metadata only. ``full=True`` (implied by ``manifest``) also hashes every file the
+    Quick mode reads metadata only; the repo and revision the folder holds are recorded, with a warning when they
+    are not ``expect_repo``/``expect_revision``. ``full=True`` (implied by ``manifest``) also hashes every file the
     manifest lists, on ``workers`` threads, remembering digests in ``cache_path`` (default:
     ``default_cache_path()``; ``use_cache=False``: none). ``progress=None``: a bar only when stderr is a TTY.
     """
@@ -71,6 +74,12 @@ def check_weights(
         return _finish(report, t0)
     report.origin, repo_id = _origin(model_dir)
     report.repo_id = repo_id or report.repo_id
+    from .identity import checkpoint_identity, identity_mismatch
+
+    report.checkpoint = checkpoint_identity(model_dir)
+    mismatch = identity_mismatch(report.checkpoint, expect_repo, expect_revision)
+    if mismatch:
+        report.warnings.append(mismatch)
     quick = layout.quick_check(model_dir, dtype)
     report.problems += quick.problems
     sizes = dict(quick.sizes)

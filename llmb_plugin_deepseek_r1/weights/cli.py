@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="verification cache file (default: $LLMB_WEIGHTS_CACHE or ~/.cache/llmb/weights-verified.json)",
     )
+    p.add_argument("--expect-repo", metavar="REPO", help="warn when the folder holds another Hugging Face repo")
+    p.add_argument("--expect-revision", metavar="REV", help="warn when the folder holds another revision")
     p.add_argument("--no-cache", action="store_true", help="hash every file, remember nothing")
     p.add_argument("--jobs", type=int, metavar="N", help="hashing threads (default: all cores)")
     return p
@@ -78,4 +80,6 @@ def _check(args: argparse.Namespace):
         use_cache=not args.no_cache,
         progress=None,
         workers=args.jobs,
+        expect_repo=args.expect_repo,
+        expect_revision=args.expect_revision,
     )

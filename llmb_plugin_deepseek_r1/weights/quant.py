@@ -51,6 +51,15 @@ def check_quantization(dtype: str, quant: object | None, quant_present: bool, co
     if quant_present:
         return []  # unreadable/unparsable: already reported by _read_json
     method = cfg_q.get("quant_method") if isinstance(cfg_q, dict) else None
+    if want == "NVFP4" and _is_fp8_form(config):
+        return [
+            Problem(
+                "config.json",
+                "quantization_mismatch",
+                "the folder holds DeepSeek's FP8 checkpoint (config.json quantization_config.quant_method: fp8, no "
+                f"{QUANT_CONFIG}); --dtype {dtype} needs an NVFP4 one such as nvidia/DeepSeek-R1-0528-FP4",
+            )
+        ]
     if want is None and method:
         return [
             Problem(
@@ -62,12 +71,17 @@ def check_quantization(dtype: str, quant: object | None, quant_present: bool, co
     return []
 
 
+def _is_fp8_form(config: object | None) -> bool:
+    """DeepSeek's own FP8 release (deepseek-ai/DeepSeek-R1): ``quantization_config.quant_method: fp8`` in
+    config.json (block-wise e4m3 weights with scale_inv tensors), and no hf_quant_config.json."""
+    q = config.get("quantization_config") if isinstance(config, dict) else None
+    method = q.get("quant_method") if isinstance(q, dict) else None
+    return str(method).lower() == "fp8"
+
+
 def needs_quant_config(dtype: str, config: object | None) -> bool:
-    """Whether hf_quant_config.json is required for ``dtype`` (FP8 may declare itself in config.json)."""
-    if dtype == "nvfp4":
-        return True
-    if dtype == "fp8":  # the original FP8 release declares it in config.json instead
-        q = config.get("quantization_config") if isinstance(config, dict) else None
-        method = q.get("quant_method") if isinstance(q, dict) else None
-        return str(method).lower() != "fp8"
+    """Whether hf_quant_config.json is required for ``dtype`` (FP8 may declare itself in config.json; a folder
+    in that form asked to be NVFP4 is reported as a mismatch on config.json instead of a missing file)."""
+    if dtype in ("nvfp4", "fp8"):
+        return not _is_fp8_form(config)
     return False

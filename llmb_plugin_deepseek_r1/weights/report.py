@@ -63,6 +63,10 @@ class WeightReport:
     # used only to phrase the remedy.
     origin: str = "unknown"
     repo_id: str = DEFAULT_REPO_ID
+    # Which checkpoint the folder holds (weights.identity) and warnings that do not fail the check, such as
+    # a folder holding another repo than the one expected.
+    checkpoint: dict[str, object] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """The documented --json shape (plus model_dir and manifest_source, which help scripts)."""
@@ -74,6 +78,8 @@ class WeightReport:
             "problems": [p.to_dict() for p in self.problems],
             "model_dir": self.model_dir,
             "manifest_source": self.manifest_source,
+            "checkpoint": self.checkpoint,
+            "warnings": list(self.warnings),
         }
 
     def format_text(self) -> str:
@@ -84,11 +90,11 @@ class WeightReport:
             extra = f", {self.files_hashed} hashed, {self.files_from_cache} unchanged since last verified"
             if self.manifest_source:
                 extra += f", manifest: {self.manifest_source}"
+        notes = self._checkpoint_lines()
         if self.ok:
-            return (
+            return "\n".join([
                 f"OK: {self.model_dir}: {self.files_checked} files, {size} ({self.mode} check{extra}, "
-                f"{self.elapsed_s:.2f} s)"
-            )
+                f"{self.elapsed_s:.2f} s)", *notes])
         lines = [f"{p.file}: {p.kind}: {p.detail}" for p in self.problems]
         bad_files = len({p.file for p in self.problems})
         lines.append(
@@ -96,7 +102,15 @@ class WeightReport:
             f"{self.files_checked} files checked, {size} ({self.mode} check{extra})"
         )
         lines += remedy_lines(self)
-        return "\n".join(lines)
+        return "\n".join(lines + [f"WARNING: {w}" for w in self.warnings])
+
+    def _checkpoint_lines(self) -> list[str]:
+        held = self.checkpoint or {}
+        lines = []
+        if held.get("repo_id") or held.get("revision"):
+            rev = f" at {held['revision']}" if held.get("revision") else ""
+            lines.append(f"checkpoint: {held.get('repo_id') or 'unnamed'}{rev} ({held.get('source')})")
+        return lines + [f"WARNING: {w}" for w in self.warnings]
 
 
 def human_bytes(n: int) -> str:
