@@ -3,10 +3,13 @@
 1. quick mode over a layout of the official size: 80 shards summing to about 395 GiB, made as sparse files
    with valid headers (~2,400 NVFP4-style tensors each, ~190k in the index, like DeepSeek-R1-FP4);
    target: under 1 s (in-process and for the whole CLI command);
-2. full mode over a few GB of real (non-sparse) data: throughput vs coreutils `sha256sum` on the same files
+2. quick mode over DeepSeek-R1's own FP8 layout: 163 sparse shards, about 642 GiB, ~91k FP8 tensors with their
+   F32 block scales, and the same layout cut to 41 shards to show the growth; target: under 0.5 s for the whole
+   CLI command (`verify-weights --dtype fp8`) at 163 shards, linear growth;
+3. full mode over a few GB of real (non-sparse) data: throughput vs coreutils `sha256sum` on the same files
    (target: at least 5x), and a second run over unchanged files (target: close to zero).
 
-    python bench/bench_weights.py [--workdir DIR] [--full-gib 4] [--files 8] [--skip-full] [--keep]
+    python bench/bench_weights.py [--workdir DIR] [--full-gib 4] [--files 8] [--skip-full] [--skip-fp8] [--keep]
 
 Everything is written under a temporary folder (default: beside the system temp dir) and removed after.
 """
@@ -83,6 +86,81 @@ def make_official_layout(root: Path) -> None:
     (root / "tokenizer_config.json").write_text("{}")
     (root / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {f"t{i}": i for i in range(129280)}}}))
     (root / "hf_quant_config.json").write_text(json.dumps({"quantization": {"quant_algo": "NVFP4"}}))
+
+
+FP8_SHARDS, FP8_TOTAL, FP8_TARGET_S = 163, 642 * GIB, 0.5
+
+
+def _fp8_expert_tensors(layer: int, expert: int) -> list[tuple[str, str, list[int]]]:
+    """One MoE expert of DeepSeek-R1's FP8 release: FP8 weights and F32 128x128 block scales (scale_inv)."""
+    out = []
+    for proj, (rows, cols) in (("gate_proj", (2048, 7168)), ("up_proj", (2048, 7168)), ("down_proj", (7168, 2048))):
+        base = f"model.layers.{layer}.mlp.experts.{expert}.{proj}"
+        out.append((f"{base}.weight", "F8_E4M3", [rows, cols]))
+        out.append((f"{base}.weight_scale_inv", "F32", [rows // 128, cols // 128]))
+    return out
+
+
+def make_fp8_layout(root: Path, shards: int = FP8_SHARDS) -> None:
+    """DeepSeek-R1's FP8 layout (sparse shards of its shard size), with ``shards`` shards, index and small files."""
+    root.mkdir(parents=True)
+    per_shard, of = FP8_TOTAL // FP8_SHARDS, shards
+    weight_map: dict[str, str] = {}
+    layer, expert = 3, 0
+    for s in range(1, shards + 1):
+        name = f"model-{s:05d}-of-{of:06d}.safetensors"
+        header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+        offset = 0
+        while offset < per_shard:
+            for tname, dtype, shape in _fp8_expert_tensors(layer, expert):
+                n = _nbytes(dtype, shape)
+                header[tname] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
+                weight_map[tname] = name
+                offset += n
+            expert += 1
+            if expert == 256:
+                layer, expert = layer + 1, 0
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        with open(root / name, "wb") as f:
+            f.write(struct.pack("<Q", len(raw)) + raw)
+            f.truncate(8 + len(raw) + offset)
+    (root / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}, indent=2)
+    )
+    quant = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}
+    (root / "config.json").write_text(json.dumps({"architectures": ["DeepseekV3ForCausalLM"],
+                                                  "quantization_config": quant}))
+    (root / "generation_config.json").write_text("{}")
+    (root / "tokenizer_config.json").write_text("{}")
+    (root / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {f"t{i}": i for i in range(129280)}}}))
+
+
+def bench_fp8_quick(work: Path, runs: int = 5) -> bool:
+    rows = []
+    for shards in (FP8_SHARDS // 4, FP8_SHARDS):
+        root = work / f"DeepSeek-R1-fp8-{shards}"
+        make_fp8_layout(root, shards)
+        tensors = len(json.loads((root / "model.safetensors.index.json").read_text())["weight_map"])
+        apparent = sum(p.stat().st_size for p in root.iterdir())
+        argv = [sys.executable, "-m", "llmb_plugin_deepseek_r1", "verify-weights", "--dtype", "fp8", str(root)]
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            times.append(time.perf_counter() - t)
+            assert done.returncode == 0, done.stdout + done.stderr
+        rows.append((shards, tensors, apparent, sorted(times)[len(times) // 2], min(times)))
+    print("quick mode, DeepSeek-R1 FP8 layout (whole CLI command `verify-weights --dtype fp8`):")
+    for shards, tensors, apparent, median, best in rows:
+        print(f"  {shards:>4} shards  {tensors:>6} tensors  {apparent / GIB:6.1f} GiB   median {median:.3f} s  "
+              f"best {best:.3f} s")
+    (s1, _, _, t1, _), (s2, _, _, t2, _) = rows
+    print(f"  growth: {s2 / s1:.1f}x the shards took {t2 / t1:.1f}x the time")
+    ok = t2 < FP8_TARGET_S
+    print(f"  target: {s2} shards < {FP8_TARGET_S} s -> {'met' if ok else 'MISSED'} ({t2:.3f} s, "
+          f"ratio target/median = {FP8_TARGET_S / t2:.2f}x)")
+    return ok
 
 
 def bench_quick(work: Path) -> None:
@@ -190,12 +268,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-gib", type=float, default=4.0, help="GiB of real data for the full-mode run")
     ap.add_argument("--files", type=int, default=8, help="number of files for the full-mode run")
     ap.add_argument("--skip-full", action="store_true")
+    ap.add_argument("--skip-fp8", action="store_true")
+    ap.add_argument("--skip-nvfp4", action="store_true")
     ap.add_argument("--keep", action="store_true", help="leave the files in place")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="llmb-bench-weights-", dir=args.workdir))
     _print_load("before")
     try:
-        bench_quick(work)
+        if not args.skip_nvfp4:
+            bench_quick(work)
+        if not args.skip_fp8:
+            bench_fp8_quick(work)
         if not args.skip_full:
             bench_full(work, args.full_gib, args.files)
     finally:

@@ -19,6 +19,6 @@ def metadata_text() -> str:
 
 def load_metadata() -> dict[str, Any]:
     """workload.yaml, read from the installed package (so a wheel works, not only a checkout); a fresh copy."""
-    import yaml
+    from llmb_plugin_deepseek_r1.yaml_io import safe_load
 
-    return yaml.safe_load(metadata_text())
+    return safe_load(metadata_text())

@@ -2,7 +2,8 @@
 
 Library functions never change the garbage collector, the interpreter's switch interval or the allocator:
 a caller embedding them keeps its own settings. The command that does the bulk work opts in with
-:func:`bulk_work` for its duration.
+:func:`bulk_work` for its duration (verify-weights, prepare-/validate-dataset); the long-running entry points
+(the job body, setup) only call :func:`keep_freed_memory`, since pausing the GC for hours is not safe.
 """
 
 from __future__ import annotations

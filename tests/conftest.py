@@ -89,3 +89,10 @@ LLMB_RUN = str(Path(sys.executable).parent / "llmb-run") \
 
 # The session-wide local Slurm fixture (skips with the reason when the cluster is not up).
 from slurm_cluster import slurm_cluster, two_node_cluster  # noqa: E402,F401
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _results_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`llmb-run results` caches run records per experiments folder: in tests, in a session folder (inherited by
+    subprocesses), never the developer's ~/.cache."""
+    os.environ["LLMB_RESULTS_CACHE"] = str(tmp_path_factory.mktemp("results-cache"))

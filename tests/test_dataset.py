@@ -137,7 +137,7 @@ def test_a_smaller_dataset_is_the_prefix_of_a_larger_one(tmp_path: Path, stdev: 
     assert many.startswith(few) and len(many) > len(few)
 
 
-def test_writer_errors_propagate_and_restore_the_switch_interval(tmp_path: Path) -> None:
+def test_writer_errors_propagate_and_leave_process_state_alone(tmp_path: Path) -> None:
     before = sys.getswitchinterval()
     (tmp_path / "ro.txt").write_bytes(b"")
     with open(tmp_path / "ro.txt", "rb") as not_writable, pytest.raises(io.UnsupportedOperation):
@@ -145,6 +145,30 @@ def test_writer_errors_propagate_and_restore_the_switch_interval(tmp_path: Path)
     assert sys.getswitchinterval() == before
     generate_dataset(tmp_path / "d.txt", small())
     assert sys.getswitchinterval() == before
+
+
+#: sha256 of the bytes the previous writer (single 64-bit draws, translate-based formatting) produced for these
+#: requests; the writer may get faster, but a seed's bytes never change without a FORMAT_VERSION bump.
+GOLDEN = [
+    ({"isl": 1000, "osl": 1000, "num_requests": 300, "vocab_size": 129280, "eos_id": 1, "seed": 420},
+     "9423f685b6647cb8de785dfdf07c9d0f1d0d98ab2725c8d829413a0e36b2a176"),
+    ({"isl": 128, "osl": 128, "num_requests": 500, "vocab_size": 129280, "eos_id": 1, "seed": 7, "stdev_in": 30.0,
+      "stdev_out": 10.0}, "f2adfcc0011613af4030fa69609d111a3a335ee5fac0ba7c15a13bc1e3657b15"),
+    ({"isl": 40, "osl": 9, "num_requests": 30, "vocab_size": 50, "eos_id": (7, 8), "seed": 420},
+     "b2ea705aff124256ac220549a3768ed7a13ca615881b150f616fc03ca86eacef"),
+    ({"isl": 3, "osl": 2, "num_requests": 1000, "vocab_size": 2, "eos_id": 0, "seed": 1},
+     "b1b7ba13b29cccfe33aace9f5306af1dfdd8d4f96af2405327b9c1b7523e3199"),
+]
+
+
+@pytest.mark.parametrize(("fields", "sha256"), GOLDEN, ids=["deepseek", "normal-lengths", "eos-list", "one-id"])
+@pytest.mark.parametrize(("chunk_slots", "workers"), [(37, 3), (4096, 1), (1 << 18, None)])
+def test_bytes_for_a_seed_equal_the_previous_writers(fields: dict, sha256: str, chunk_slots: int,
+                                                     workers: int | None) -> None:
+    out = io.BytesIO()
+    stats = write_requests(out, DatasetRequest(**fields), chunk_slots=chunk_slots, workers=workers)
+    assert hashlib.sha256(out.getvalue()).hexdigest() == stats.sha256 == sha256
+    assert stats.size == len(out.getvalue())
 
 
 # --- atomic writes -------------------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ def test_gb200_scale_8_on_two_nodes_is_valid_sweep_array_and_jobs_list(two_node_
 
 
 def test_h100_fp8_scale_16_on_two_nodes_of_eight_is_valid(two_node_cluster, tmp_path):
-    env = env_for(tmp_path, "h100", 8, PROFILE="26.05", FAKE_TRTLLM_VERSION="1.1.0rc5")  # the H100 profile's image
+    env = env_for(tmp_path, "h100", 8, PROFILE="26.05", FAKE_TRTLLM_VERSION="1.1.0rc5",  # the H100 profile's image
+                  CONCURRENCY="8")
     [job] = submit(env, "submit", "-w", "inference_deepseek-r1", "--model-size", "671b", "-d", "fp8",
                    "--scale", "16")
     assert wait_sacct_state(job["job_id"], "COMPLETED", timeout=120)["State"] == "COMPLETED"

@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import json
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from conftest import PYTHON, REPO, python_env
 from llmb_plugin_deepseek_r1.host import hookimpl
 from llmb_plugin_deepseek_r1.host.contract import JobPlan, SlurmParams, Workload
-from llmb_plugin_deepseek_r1.host.plugins import load_registry
+from llmb_plugin_deepseek_r1.host.plugins import _iter_entry_points, load_registry
 
 TOY_PLUGIN = textwrap.dedent('''
     """A toy workload: proves the host knows workloads only through the contract."""
@@ -129,6 +130,26 @@ def test_fixture_registered_plugin_and_duplicates():
     assert len(registry.broken) == 1 and "registered twice" in registry.broken[0].error
 
 
+def test_entry_point_scan_matches_importlib_metadata(tmp_path, monkeypatch):
+    """The host reads entry_points.txt itself (importlib.metadata costs a tenth of a dry run); same answer."""
+    site = tmp_path / "site"
+    site.mkdir()
+    make_dist(site, "toy_llmb_plugin", TOY_PLUGIN, "toy")
+    shadow = tmp_path / "shadow"  # the same distribution later on sys.path: importlib.metadata ignores it
+    shadow.mkdir()
+    make_dist(shadow, "toy_llmb_plugin", TOY_PLUGIN, "toy_shadowed")
+    (site / "other-1.0.dist-info").mkdir()
+    (site / "other-1.0.dist-info" / "entry_points.txt").write_text(
+        "# comment\n[console_scripts]\nx = y:z\n\n[llmb_run.workloads]\n other = other_mod:obj.attr [extra]\n")
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path, str(shadow)])
+    expected = [(ep.name, ep.value) for ep in importlib.metadata.entry_points(group="llmb_run.workloads")]
+    assert [(ep.name, ep.value) for ep in _iter_entry_points()] == expected
+    assert ("toy", "toy_llmb_plugin") in expected and ("toy_shadowed", "toy_llmb_plugin") not in expected
+    loaded = {ep.name: ep.load() for ep in _iter_entry_points() if ep.name != "other"}
+    assert loaded["toy"].__name__ == "toy_llmb_plugin"
+    sys.modules.pop("toy_llmb_plugin", None)
+
+
 def test_an_object_that_is_not_a_workload_is_refused_by_name():
     class NotAWorkload:
         key = "inference_plain"
@@ -144,3 +165,19 @@ def test_an_object_that_is_not_a_workload_is_refused_by_name():
     registry = load_registry([Plugin()], entry_points=False)
     assert registry.workloads == {} and "does not derive from" in registry.broken[0].error
 
+
+
+def test_a_plugin_adds_its_own_command():
+    """llmb_register_commands: a plugin's subcommand is parsed and dispatched like the host's own."""
+    from llmb_plugin_deepseek_r1.host.cli import build_parser
+
+    class CommandPlugin(_FixturePlugin):
+        @hookimpl
+        def llmb_register_commands(self, subparsers):
+            parser = subparsers.add_parser("hello", help="say hello")
+            parser.add_argument("--to", default="world")
+            parser.set_defaults(handler=lambda args: 7 if args.to == "you" else 0)
+
+    parser = build_parser(load_registry([CommandPlugin()], entry_points=False))
+    args = parser.parse_args(["hello", "--to", "you"])
+    assert args.handler(args) == 7

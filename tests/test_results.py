@@ -20,6 +20,7 @@ from results_kit import by_job, rerun_copy, workload_dir
 from llmb_plugin_deepseek_r1.recipe import load_metadata
 from llmb_plugin_deepseek_r1.results.cli import main
 from llmb_plugin_deepseek_r1.results.load import (
+    METRICS,
     ResultsError,
     find_result_files,
     load_runs,
@@ -295,3 +296,73 @@ def test_llmb_run_results_passes_option_values_through_in_order(run_cli, llmb_en
     code, out, err = run_cli("results", "--since", "7d", "--use-case", "chat", "--json")
     assert code == 0, err
     assert {r["use_case"] for r in json.loads(out)} == {"chat"}
+
+
+def test_record_cache_is_used_for_unchanged_files_and_refreshed_for_changed_ones(install, tmp_path):
+    experiments = workload_dir(install) / "experiments"
+    cache = tmp_path / "cache.json"
+    uncached = load_runs(experiments, cache=False)
+    first = load_runs(experiments, cache=cache)
+    assert cache.is_file() and first.runs == uncached.runs and len(first.runs) == 9
+    # Same size, inode and mtime but other bytes: only a cache hit can still give the old record.
+    path = result_files(install)[0]
+    stat = path.stat()
+    with open(path, "r+b") as handle:
+        handle.write(b"X")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert load_runs(experiments, cache=cache).runs == uncached.runs
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # now it looks changed: parsed again
+    again = load_runs(experiments, cache=cache)
+    assert len(again.runs) == 8 and [p for p, _ in again.skipped] == [path]
+    path.unlink()
+    assert len(load_runs(experiments, cache=cache).runs) == 8 and not load_runs(experiments, cache=cache).skipped
+
+
+def test_record_cache_of_another_loader_version_is_ignored(install, tmp_path):
+    experiments = workload_dir(install) / "experiments"
+    cache = tmp_path / "cache.json"
+    load_runs(experiments, cache=cache)
+    data = json.loads(cache.read_text())
+    for row in data["rows"]:
+        status = data["keys"][row[4]].index("status")
+        row[5][status] = "FORGED"
+    cache.write_text(json.dumps(data))
+    assert {r["status"] for r in load_runs(experiments, cache=cache).runs} == {"FORGED"}  # the cache is read
+    data["code"][0] -= 1
+    cache.write_text(json.dumps(data))
+    assert {r["status"] for r in load_runs(experiments, cache=cache).runs} != {"FORGED"}
+    cache.write_text("not json")
+    assert len(load_runs(experiments, cache=cache).runs) == 9
+
+
+def _aggregate_with_dataframe_agg(group) -> dict:
+    """The aggregation as first written (DataFrame.apply + agg): the faster one must give the same row."""
+    row = group.to_dict(orient="records")[-1]
+    stats = group[list(METRICS)].apply(pd.to_numeric, errors="coerce").agg(["mean", "std", "min", "max"])
+    for metric in METRICS:
+        for stat in ("mean", "std", "min", "max"):
+            value = float(stats.at[stat, metric])
+            row[metric if stat == "mean" else f"{metric}_{stat}"] = None if value != value else value
+    return row
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 150])
+def test_aggregate_equals_the_dataframe_agg_it_replaced(size):
+    import random
+
+    from llmb_plugin_deepseek_r1.results.table import _aggregate
+
+    rng = random.Random(size)
+    rows = []
+    for i in range(size):
+        row = {"job_id": str(i), "finished": 1.7e9 + i, "files": [f"f{i}"], "status": "VALID", "use_case": "chat",
+               "concurrency": 8, "streaming": True, "reference_value": None, "reference_metric": None}
+        for metric in METRICS:
+            row[metric] = None if rng.random() < 0.2 else rng.uniform(0.1, 1e4) * (1 + 1e-12 * i)
+        rows.append(row)
+    group = pd.DataFrame(rows)
+    new, old = _aggregate(group), _aggregate_with_dataframe_agg(group)
+    for key in [*METRICS, *(f"{m}_{s}" for m in METRICS for s in ("std", "min", "max")), "job_id", "concurrency",
+                "streaming", "finished"]:
+        assert new[key] == old[key] or (new[key] is None and old[key] is None), key
+        assert type(new[key]) is type(old[key]), key

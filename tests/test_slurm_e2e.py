@@ -83,6 +83,8 @@ def test_sweep_is_one_sbatch_array_with_per_task_limits(slurm_cluster, tmp_path)
     assert len(array_ids) == 1 and all("_" in j["job_id"] for j in jobs)
     limits = {j["job_id"]: scontrol_job(j["job_id"])["TimeLimit"] for j in jobs}
     assert sorted(limits.values()) == ["00:20:00", "00:20:00", "00:30:00", "00:30:00"]
+    names = {j["job_id"]: scontrol_job(j["job_id"])["JobName"] for j in jobs}
+    assert names == {j["job_id"]: j["name"] for j in jobs}  # set per group of tasks, one scontrol call each
     for job in jobs:
         assert wait_sacct_state(job["job_id"], "COMPLETED", timeout=120)["State"] == "COMPLETED"
 

@@ -113,3 +113,74 @@ def test_broken_weights_and_missing_image_are_found_before_submitting(tmp_path):
     assert "tensorrt-llm+release+1.0.0rc1.sqsh does not exist" in done.stderr
     assert "nothing was submitted" in done.stderr
     assert not (tmp_path / "workloads/inference_deepseek-r1/experiments").exists()
+
+
+def test_task_ranges_are_slurm_array_syntax():
+    from llmb_plugin_deepseek_r1.host.submit import task_ranges
+
+    assert task_ranges([7, 0, 1, 2, 5, 8]) == "0-2,5,7-8"
+    assert task_ranges([3]) == "3"
+    assert task_ranges(list(range(0, 1000, 4))) == ",".join(str(i) for i in range(0, 1000, 4))
+
+
+def _scontrol_log(bin_dir: Path, *fail_on: str) -> Path:
+    """A stand-in scontrol that logs its arguments and fails when they contain one of ``fail_on``."""
+    bin_dir.mkdir(exist_ok=True)
+    log = bin_dir / "calls"
+    script = bin_dir / "scontrol"
+    patterns = "|".join(f'*"{text}"*' for text in fail_on)
+    script.write_text(f'#!/bin/sh\necho "$*" >> {log}\ncase "$*" in {patterns}) echo "no: $*" >&2; exit 1;; '
+                      'esac\nexit 0\n')
+    script.chmod(0o755)
+    return log
+
+
+class _Job:
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+
+
+def test_tasks_with_equal_changes_share_one_scontrol_call(tmp_path, monkeypatch):
+    from llmb_plugin_deepseek_r1.host.submit import _retarget_tasks
+
+    log = _scontrol_log(tmp_path / "bin", "never")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    plans = [plan("w_chat", 30), plan("w_gen", 100), plan("w_chat", 30), plan("w_gen", 100), plan("w", 100)]
+    jobs = [_Job(f"77_{i}") for i in range(5)]
+    assert _retarget_tasks(jobs, plans, 100, "w") == []
+    assert log.read_text().splitlines() == ["update JobId=77_[0,2] TimeLimit=30 JobName=w_chat",
+                                            "update JobId=77_[1,3] JobName=w_gen"]
+
+
+def test_failed_shared_update_is_retried_per_task_and_warnings_name_the_task(tmp_path, monkeypatch):
+    from llmb_plugin_deepseek_r1.host.submit import _retarget_tasks
+
+    log = _scontrol_log(tmp_path / "bin", "77_[")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    plans = [plan("w_chat", 30), plan("w_chat", 30)]
+    assert _retarget_tasks([_Job("77_0"), _Job("77_1")], plans, 100, "w") == []
+    assert log.read_text().splitlines()[1:] == ["update JobId=77_0 TimeLimit=30 JobName=w_chat",
+                                                "update JobId=77_1 TimeLimit=30 JobName=w_chat"]
+    log.unlink()
+    log = _scontrol_log(tmp_path / "bin", "77_[", "77_1 ")
+    warnings = _retarget_tasks([_Job("77_0"), _Job("77_1")], plans, 100, "w")
+    assert len(warnings) == 1 and warnings[0].startswith("scontrol update failed")
+    assert warnings[0].endswith("(77_1: TimeLimit=30 JobName=w_chat)")
+
+
+def test_records_are_what_json_dumps_writes(tmp_path):
+    import json
+
+    from llmb_plugin_deepseek_r1.host.contract import RunRequest
+    from llmb_plugin_deepseek_r1.host.submit import Submitted, write_records
+
+    request = RunRequest(workload="inference_deepseek-r1", model_size="671b", dtype="nvfp4", scale=4,
+                         gpu_type="gb200", install_dir=tmp_path, env={})
+    submitted = [Submitted(f"5_{i}", plan(f"w_{i}", 30), "slurm", tmp_path / f"5_{i}") for i in range(3)]
+    folder = write_records(submitted, request, ["single", "-w", "x y"])
+    for item in submitted:
+        text = (folder / f"{item.job_id}.json").read_text()
+        record = json.loads(text)
+        assert text == json.dumps(record, indent=2) + "\n"
+        assert record["job_ids"] == ["5_0", "5_1", "5_2"] and record["job_id"] == item.job_id
+        assert record["command_line"] == "llmb-run single -w 'x y'"

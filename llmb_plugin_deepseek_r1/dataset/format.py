@@ -62,14 +62,21 @@ def encode_words(values: np.ndarray, separator: bytes = b"") -> np.ndarray:
 
 @dataclass(frozen=True)
 class TokenTable:
-    """Words of the allowed ids: ``words[i]`` is ``allowed[i]`` followed by a comma, ``words[n + i]`` without."""
+    """Words of the allowed ids: ``words[i]`` is ``allowed[i]`` followed by a comma, ``words[n + i]`` without;
+    ``lengths[i]`` is the byte length of ``words[i]`` (its non-zero bytes)."""
 
     allowed: np.ndarray
     words: np.ndarray
+    lengths: np.ndarray
 
     @property
     def n(self) -> int:
         return len(self.allowed)
+
+
+def word_lengths(words: np.ndarray) -> np.ndarray:
+    """Byte length of each zero-padded word (its text is a prefix, the rest zero bytes)."""
+    return np.count_nonzero(words.view(np.uint8).reshape(-1, 8), axis=1).astype(np.uint8)
 
 
 def token_table(vocab_size: int, eos_ids: tuple[int, ...]) -> TokenTable:
@@ -82,7 +89,7 @@ def token_table(vocab_size: int, eos_ids: tuple[int, ...]) -> TokenTable:
     keep[list(eos_ids)] = False
     allowed = np.flatnonzero(keep).astype(np.int64)
     words = np.concatenate([encode_words(allowed, SEPARATOR), encode_words(allowed)])
-    return TokenTable(allowed=allowed, words=words)
+    return TokenTable(allowed=allowed, words=words, lengths=word_lengths(words))
 
 
 def _padded(texts: list[bytes], slots: int) -> bytes:
@@ -91,53 +98,58 @@ def _padded(texts: list[bytes], slots: int) -> bytes:
 
 
 class ChunkFormatter:
-    """Turns chunks of slot draws into JSON Lines bytes, reusing its buffers from one chunk to the next.
+    """Turns chunks of slot draws into JSON Lines bytes, reusing its arrays from one chunk to the next.
 
-    ``ext`` is the token words followed by the chunk's framing words; ``take`` writes the selected words into a
-    bytearray and ``translate`` removes the zero padding. One formatter per thread.
+    ``ext`` is the token words followed by the chunk's framing words. Each selected word is stored, 8 bytes at
+    once, at the running sum of the lengths before it: the next word overwrites its zero padding. Every step is
+    one numpy call that releases the GIL (take, cumsum, fancy assignment), so formatters run in parallel
+    threads. One formatter per thread.
     """
 
     def __init__(self, table: TokenTable) -> None:
         self.table = table
         self._ext = np.empty(0, dtype=np.uint64)
-        self._out = bytearray()
-        self._used = 0
+        self._ext_lengths = np.empty(0, dtype=np.uint8)
+        self._index = np.empty(0, dtype=np.intp)
+        self._words = np.empty(0, dtype=np.uint64)
+        self._lengths = np.empty(0, dtype=np.uint8)
+        self._offsets = np.empty(0, dtype=np.int64)
 
-    def _ext_with(self, framing: bytes) -> np.ndarray:
+    def _ext_with(self, framing: bytes) -> tuple[np.ndarray, np.ndarray]:
         words = len(self.table.words)
         need = words + len(framing) // 8
         if len(self._ext) < need:
             self._ext = np.empty(need + need // 8, dtype=np.uint64)
             self._ext[:words] = self.table.words
+            self._ext_lengths = np.empty(len(self._ext), dtype=np.uint8)
+            self._ext_lengths[:words] = self.table.lengths
         self._ext.view(np.uint8)[8 * words:8 * need] = np.frombuffer(framing, dtype=np.uint8)
-        return self._ext[:need]
+        self._ext_lengths[words:need] = word_lengths(self._ext[words:need])
+        return self._ext[:need], self._ext_lengths[:need]
 
-    def _gather(self, ext: np.ndarray, idx: np.ndarray) -> bytearray:
-        count = idx.size
-        if len(self._out) < 8 * count:
-            # First chunk: exact size (all full chunks of exact-length data are the same size); later growth
-            # (variable lengths) leaves headroom. Unused tail words stay zero and vanish in translate.
-            self._out = bytearray(8 * (count if not self._used else count + count // 8))
-            self._used = 0
-        view = np.frombuffer(self._out, dtype=np.uint64)
-        ext.take(idx, out=view[:count], mode="clip")
-        if self._used > count:
-            view[count:self._used] = 0
-        self._used = count
-        del view  # release the export so the bytearray can be replaced later
-        return self._out.translate(None, b"\0")
+    def _scratch(self, count: int) -> None:
+        if len(self._index) < count:
+            size = count + count // 8
+            self._index = np.empty(size, dtype=np.intp)
+            self._words = np.empty(size, dtype=np.uint64)
+            self._lengths = np.empty(size, dtype=np.uint8)
+            self._offsets = np.empty(size, dtype=np.int64)
 
-    def format(self, slots: np.ndarray, isl: np.ndarray, osl: np.ndarray, first_task: int) -> bytearray:
-        """JSON Lines for requests ``first_task, first_task + 1, ...``.
+    def format(self, slots: np.ndarray, isl: np.ndarray, osl: np.ndarray, first_task: int,
+               out: bytearray) -> memoryview:
+        """JSON Lines for requests ``first_task, first_task + 1, ...``, written into ``out`` (at least
+        ``8 * len(slots) + 8`` bytes); returns the written part.
 
         ``slots`` holds ``isl[r] + FRAME_SLOTS`` draws in ``[0, table.n)`` per request, request after request
         (it is modified in place): the token slots keep their draws, the framing slots are overwritten.
         """
-        n, rows = self.table.n, len(isl)
+        n, rows, count = self.table.n, len(isl), len(slots)
+        if len(out) < 8 * count + 8:
+            raise ValueError(f"output buffer of {len(out)} bytes is too small for {count} words")
         shared_suffix = bool(np.all(osl == osl[0]))
         prefix = _padded([PREFIX % (first_task + r) for r in range(rows)], PREFIX_SLOTS)
         suffix = _padded([SUFFIX % o for o in (osl[:1] if shared_suffix else osl).tolist()], SUFFIX_SLOTS)
-        ext = self._ext_with(prefix + suffix)
+        ext, ext_lengths = self._ext_with(prefix + suffix)
         widths = isl + FRAME_SLOTS
         starts = np.cumsum(widths) - widths
         pre_at = starts[:, None] + np.arange(PREFIX_SLOTS)
@@ -147,7 +159,22 @@ class ChunkFormatter:
         suf_at = (last_token + 1)[:, None] + np.arange(SUFFIX_SLOTS)
         suf_words = 2 * n + rows * PREFIX_SLOTS + np.arange(len(suffix) // 8).reshape(-1, SUFFIX_SLOTS)
         slots[suf_at.ravel()] = np.broadcast_to(suf_words, (rows, SUFFIX_SLOTS)).ravel()
-        return self._gather(ext, slots)
+        self._scratch(count)
+        index, words = self._index[:count], self._words[:count]
+        lengths, offsets = self._lengths[:count], self._offsets[:count]
+        index[:] = slots
+        ext.take(index, out=words, mode="clip")
+        ext_lengths.take(index, out=lengths, mode="clip")
+        np.cumsum(lengths, dtype=np.int64, out=offsets)
+        size = int(offsets[-1])
+        offsets -= lengths
+        # One uint64 at every byte offset of ``out`` (overlapping, unaligned): storing word i at offsets[i]
+        # writes its text and zero padding; numpy stores a 1-d index in order, so word i + 1 then
+        # overwrites that padding.
+        at_byte = np.ndarray((len(out) - 7,), dtype=np.uint64, buffer=out, strides=(1,))
+        at_byte[offsets] = words
+        del at_byte  # release the export so that ``out`` can be resized by its owner
+        return memoryview(out)[:size]
 
 
 def _lengths(rng: np.random.Generator | None, mean: int, stdev: float, count: int) -> np.ndarray:
@@ -182,7 +209,7 @@ def iter_draws(req: DatasetRequest, n_allowed: int, chunk_slots: int = CHUNK_SLO
         rows = min(rows_per_chunk, req.num_requests - first)
         isl = _lengths(isl_rng, req.isl, req.stdev_in, rows)
         osl = _lengths(osl_rng, req.osl, req.stdev_out, rows)
-        draws = slots.integers(0, n_allowed, size=int(isl.sum()) + rows * FRAME_SLOTS, dtype=np.int64)
+        draws = slots.integers(0, n_allowed, size=int(isl.sum()) + rows * FRAME_SLOTS, dtype=np.int32)
         yield Chunk(first, draws, isl, osl)
 
 
@@ -197,59 +224,77 @@ class WriteStats:
 
 
 def default_workers() -> int:
-    """Formatting threads besides the main one: ``translate`` holds the GIL, so one helps on 2 cores and two
-    are the most that pay off on larger machines."""
+    """Formatting threads: one per core (formatting releases the GIL), at most four (the draws, sha256 and the
+    writes, one thread each, set the pace beyond that)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         cpus = os.cpu_count() or 1
-    return 1 if cpus <= 2 else 2
+    return max(1, min(cpus, 4))
 
 
 def write_requests(out: BinaryIO, req: DatasetRequest, chunk_slots: int = CHUNK_SLOTS,
                    workers: int | None = None) -> WriteStats:
     """Write the whole dataset to ``out``.
 
-    This thread draws the random numbers (in order), a small pool formats chunks, and this thread hashes and
-    writes the results in order; random draws, ``take``, sha256 and ``write`` release the GIL, so they overlap.
-    At most ``workers + 1`` chunks are alive at a time. The bytes do not depend on ``chunk_slots``/``workers``.
+    This thread draws the random numbers (in order); ``workers`` threads format chunks into reusable buffers;
+    one thread hashes and another writes each formatted chunk, in order, at the same time. Draws, formatting,
+    sha256 and ``write`` all release the GIL, so every core works. At most ``workers + 2`` chunks are alive at a
+    time, whatever the request count. The bytes do not depend on ``chunk_slots``/``workers``.
     """
     table = token_table(req.vocab_size, req.eos_ids)
     workers = workers or default_workers()
     formatters: queue.SimpleQueue[ChunkFormatter] = queue.SimpleQueue()
     for _ in range(workers):
         formatters.put(ChunkFormatter(table))
+    digest = hashlib.sha256()
 
-    def run(chunk: Chunk) -> bytearray:
+    def format_chunk(chunk: Chunk, buffer: bytearray) -> memoryview:
         formatter = formatters.get()
         try:
-            return formatter.format(chunk.slots, chunk.isl, chunk.osl, chunk.first_task)
+            return formatter.format(chunk.slots, chunk.isl, chunk.osl, chunk.first_task, buffer)
         finally:
             formatters.put(formatter)
 
-    digest = hashlib.sha256()
-    size = total_in = total_out = 0
-    in_flight: deque[Future[bytearray]] = deque()
-
-    def flush_one() -> None:
-        nonlocal size
-        data = in_flight.popleft().result()
+    def hash_chunk(formatted: Future[memoryview]) -> int:
+        data = formatted.result()
         digest.update(data)
-        out.write(data)
-        size += len(data)
+        return len(data)
 
-    with ThreadPoolExecutor(workers, thread_name_prefix="dataset-format") as pool:
+    def write_chunk(formatted: Future[memoryview]) -> None:
+        out.write(formatted.result())
+
+    free: list[bytearray] = []
+    pending: deque[tuple[Future[int], Future[None], bytearray]] = deque()
+    size = total_in = total_out = 0
+
+    def retire_oldest() -> None:
+        nonlocal size
+        hashed, written, buffer = pending.popleft()
+        size += hashed.result()
+        written.result()
+        free.append(buffer)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="dataset-format") as pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="dataset-sha256") as hasher, \
+            ThreadPoolExecutor(1, thread_name_prefix="dataset-write") as writer:
         try:
             for chunk in iter_draws(req, table.n, chunk_slots):
                 total_in += int(chunk.isl.sum())
                 total_out += int(chunk.osl.sum())
-                in_flight.append(pool.submit(run, chunk))
-                while len(in_flight) > workers:
-                    flush_one()
-            while in_flight:
-                flush_one()
+                while len(pending) >= workers + 2:
+                    retire_oldest()
+                need = 8 * len(chunk.slots) + 8
+                buffer = free.pop() if free else bytearray()
+                if len(buffer) < need:  # the first chunks; later ones only with varying lengths
+                    buffer = bytearray(need if not pending else need + need // 8)
+                formatted = pool.submit(format_chunk, chunk, buffer)
+                pending.append((hasher.submit(hash_chunk, formatted), writer.submit(write_chunk, formatted), buffer))
+            while pending:
+                retire_oldest()
         finally:
-            for future in in_flight:
-                future.cancel()
+            for hashed, written, _ in pending:
+                hashed.cancel()
+                written.cancel()
     return WriteStats(size=size, sha256=digest.hexdigest(), total_input_tokens=total_in,
                       total_output_tokens=total_out)

@@ -51,8 +51,10 @@ def parse_cluster_config(path: Path) -> ClusterConfig:
     """Read one cluster_config.yaml; a malformed file is a ConfigError naming the file."""
     import yaml
 
+    from llmb_plugin_deepseek_r1.yaml_io import safe_load
+
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}".splitlines()[0]) from None
     if not isinstance(data, dict):

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 from pathlib import Path
 
 from .contract import COMMANDS
@@ -21,6 +22,18 @@ def _install_dir() -> Path:
     return resolve_context(os.environ, Path.cwd()).install_dir
 
 
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    """``json.dumps(rows, indent=2)`` for flat rows of strings and None, by the C string encoder (the indenting
+    encoder is pure Python: most of `jobs list --json` over thousands of jobs)."""
+    if not rows or any(not isinstance(v, (str, type(None))) for r in rows for v in r.values()):
+        return json.dumps(rows, indent=2)
+    from json.encoder import encode_basestring_ascii as quote
+
+    body = ",\n".join("  {\n" + ",\n".join(f"    {quote(k)}: {'null' if v is None else quote(v)}"
+                                           for k, v in row.items()) + "\n  }" for row in rows)
+    return "[\n" + body + "\n]"
+
+
 def cmd_jobs(args: argparse.Namespace) -> int:
     from llmb_plugin_deepseek_r1.host import tracking
 
@@ -29,14 +42,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         raise ValidationError(f"--timeout {args.timeout} is not valid: expected seconds in (0, {MAX_TIMEOUT_S:.0f}]")
     if args.action == "list":
         rows = []
-        for record in tracking.iter_records(install):
-            state, source = tracking.job_state(install, record)
+        listed = tracking.list_jobs(install)
+        nodes = tracking.node_lists(install, [record for record, _, _ in listed])
+        for record, state, source in listed:
             rows.append({"job_id": record["job_id"], "name": record["plan"]["name"], "state": state,
-                         "source": source, "executor": record.get("executor"),
-                         "nodes": tracking.job_nodes(install, record),
+                         "source": source, "executor": record.get("executor"), "nodes": nodes.get(record["job_id"]),
                          "submitted": time.strftime("%Y-%m-%d %H:%M", time.localtime(record["submitted"]))})
         if args.json:
-            print(json.dumps(rows, indent=2))
+            print(_json_rows(rows))
         else:
             width = max([14] + [len(r["job_id"]) + 2 for r in rows])  # local ids are longer than Slurm's
             for r in rows:

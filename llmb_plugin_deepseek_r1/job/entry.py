@@ -12,8 +12,6 @@ import signal
 import threading
 from typing import Any, Iterator, Mapping
 
-from .benchmark import JobTerminated
-
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # scancel / a killed allocation; Ctrl-C or kill -INT
 
 
@@ -39,7 +37,10 @@ def sigterm_raises(exception: type[BaseException]) -> Iterator[None]:
 
 def run_job_body(specs: tuple[Any, ...], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run every use case of one job (preflight -> weights -> dataset -> benchmark -> collect)."""
+    from llmb_plugin_deepseek_r1.tuning import keep_freed_memory
+    from .benchmark import JobTerminated  # here, not at the top: planning imports this module for every dry run
     from .run import run_job
 
+    keep_freed_memory()  # the dataset step's numpy temporaries (process-wide, so here at the entry point)
     with sigterm_raises(JobTerminated):  # kills the benchmark's process group, see benchmark.run_benchmark
         return run_job(specs, environ)

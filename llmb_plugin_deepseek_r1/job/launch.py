@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from llmb_plugin_deepseek_r1.planning.spec import resolve_run_specs
     from llmb_plugin_deepseek_r1.recipe import load_metadata
-    from .entry import JobTerminated, run_job_body
+    from .benchmark import JobTerminated
+    from .entry import run_job_body
     from .run import JobFailed
 
     request = request_from_environment(environ, Path.cwd(), model_size=args.model_size, dtype=args.dtype,

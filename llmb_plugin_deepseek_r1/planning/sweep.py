@@ -40,13 +40,15 @@ def _sweep_file_values(path_text: str) -> dict[str, list[str]]:
     """SWEEP_FILE: a YAML mapping of sweepable knob names to a value or a list of values, read strictly."""
     import yaml
 
+    from llmb_plugin_deepseek_r1.yaml_io import safe_load
+
     path = Path(path_text)
     try:
         raw = path.read_bytes()[:MAX_SWEEP_FILE_BYTES + 1]
         if len(raw) > MAX_SWEEP_FILE_BYTES:
             raise ValidationError(f"{_where(path)}: larger than {MAX_SWEEP_FILE_BYTES} bytes; expected a small "
                                   f"YAML mapping")
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = safe_load(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ValidationError(f"{_where(path)}: not UTF-8 text (byte {exc.start}); expected a YAML "
                               f"mapping") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,12 +46,33 @@ class LoadedRuns:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
+def _result_entries(experiments: Path) -> list[tuple[Path, os.stat_result]]:
+    """(path, stat) of the result files one level below ``experiments``, sorted by path; one listing per folder
+    and the stat that DirEntry already has, instead of a Path and an is_file() per file."""
+    try:
+        folders = [e for e in os.scandir(experiments) if not e.name.startswith(".") and e.is_dir()]
+    except OSError:
+        return []
+    found = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder.path))
+        except OSError:
+            continue
+        for entry in entries:
+            if result_document.is_result_file(Path(entry.name)):
+                try:
+                    if entry.is_file():
+                        found.append((Path(entry.path), entry.stat()))
+                except OSError:
+                    continue
+    found.sort(key=lambda item: item[0])
+    return found
+
+
 def find_result_files(experiments: Path) -> list[Path]:
     """Result JSON files one level below ``experiments`` (hidden folders such as ``.llmb`` are skipped)."""
-    if not experiments.is_dir():
-        return []
-    return sorted(p for folder in experiments.iterdir() if folder.is_dir() and not folder.name.startswith(".")
-                  for p in folder.iterdir() if p.is_file() and result_document.is_result_file(p))
+    return [path for path, _ in _result_entries(experiments)]
 
 
 def settings_key(asked: Mapping[str, Any]) -> str:
@@ -140,16 +162,120 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)[:500]
 
 
-def load_runs(experiments: Path) -> LoadedRuns:
+def load_runs(experiments: Path, cache: Path | None | bool = True) -> LoadedRuns:
     """Every readable result file under ``experiments`` as a run record; the others with the reason (a file
-    nested too deeply for the JSON parser, mistyped or with impossible times is skipped, never fatal)."""
+    nested too deeply for the JSON parser, mistyped or with impossible times is skipped, never fatal).
+
+    Records are remembered in a cache file (``cache``: True for :func:`default_cache_path`, a path, or False for
+    none) keyed by each file's size, mtime and inode: an unchanged file is not parsed again, which is most of
+    the time of `llmb-run results` over thousands of runs. The cache lives outside the results (archives and
+    read-only result folders are unaffected) and is only a speed-up: a missing, stale or unreadable one is
+    rebuilt, an unwritable one ignored.
+    """
+    cache_path = default_cache_path(experiments) if cache is True else (cache or None)
+    known = _read_cache(cache_path) if cache_path else {}
+    fresh: dict[str, list[Any]] = {}
     loaded = LoadedRuns()
-    for path in find_result_files(experiments):
-        try:
-            loaded.runs.append(run_record(result_document.read(path), path, path.stat().st_mtime))
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            loaded.skipped.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+    for path, stat in _result_entries(experiments):
+        key = str(path)
+        ident = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        hit = known.get(key)
+        if hit is not None and hit[:3] == ident:
+            record, why = hit[3], hit[4]
+        else:
+            record, why = _load_one(path, stat.st_mtime)
+        fresh[key] = [*ident, record, why]
+        if record is not None:
+            loaded.runs.append(record)
+        else:
+            loaded.skipped.append((path, why))
+    if cache_path and fresh != known:
+        _write_cache(cache_path, fresh)
     return loaded
+
+
+def _load_one(path: Path, mtime: float) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return run_record(result_document.read(path), path, mtime), None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+#: Bump when run_record's output changes for the same document; the cache also keys on the size and mtime of
+#: the code that makes records (this file and the document schema), so an edited or reinstalled loader never
+#: reads records an older one wrote.
+CACHE_VERSION = 1
+
+
+def _code_stamp() -> list[Any]:
+    try:
+        stats = [os.stat(f) for f in (__file__, result_document.__file__)]
+        return [CACHE_VERSION, result_document.SCHEMA_VERSION, *[[s.st_size, s.st_mtime_ns] for s in stats]]
+    except (OSError, TypeError):  # pragma: no cover - code without files (zip import): never trust a cache
+        return [CACHE_VERSION, None, time.time()]
+
+
+def default_cache_path(experiments: Path) -> Path | None:
+    """``$LLMB_RESULTS_CACHE/<hash>.json`` (``off`` disables it), else ``$XDG_CACHE_HOME/llmb/results/`` (or
+    ``~/.cache/llmb/results/``); one file per experiments folder."""
+    import hashlib
+
+    base = os.environ.get("LLMB_RESULTS_CACHE")
+    if base and base.lower() == "off":
+        return None
+    if not base:
+        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                            "llmb", "results")
+    name = hashlib.sha256(str(Path(experiments).absolute()).encode()).hexdigest()[:24]
+    return Path(base) / f"{name}.json"
+
+
+def _read_cache(path: Path) -> dict[str, list[Any]]:
+    """{file: [size, mtime_ns, inode, record or None, why skipped or None]} as :func:`_write_cache` stored it."""
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read())
+        if data.get("code") != _code_stamp():
+            return {}
+        key_sets = [tuple(keys) for keys in data["keys"]]
+        files = {}
+        for name, size, mtime_ns, ino, keys, values, why in data["rows"]:
+            record = None if values is None else dict(zip(key_sets[keys], values))
+            if record is not None:
+                record["files"] = [name]
+            files[name] = [size, mtime_ns, ino, record, why]
+        return files
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):
+        return {}
+
+
+def _write_cache(path: Path, files: dict[str, list[Any]]) -> None:
+    """Columns, not objects: each record's key list is stored once per distinct list, its values as a row (and
+    its ``files`` entry, which is the file itself, not at all), which makes the cache a third smaller and
+    quicker to parse than a list of objects."""
+    import tempfile
+
+    key_ids: dict[tuple[str, ...], int] = {}
+    rows = []
+    for name, (size, mtime_ns, ino, record, why) in files.items():
+        keys = values = None
+        if record is not None:
+            fields = {k: v for k, v in record.items() if k != "files"}
+            keys = key_ids.setdefault(tuple(fields), len(key_ids))
+            values = list(fields.values())
+        rows.append([name, size, mtime_ns, ino, keys, values, why])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"code": _code_stamp(), "keys": [list(k) for k in key_ids], "rows": rows}, handle)
+            os.replace(temp, path)
+        except BaseException:
+            os.unlink(temp)
+            raise
+    except OSError:
+        pass  # only a speed-up
 
 
 def parse_since(text: str, now: float | None = None) -> float:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .load import (
+    MATCH_KEYS,
     METRICS,
     NOT_A_SETTING,
     SETTING_KEYS,
@@ -47,12 +48,18 @@ def annotate(runs: Sequence[Mapping[str, Any]], references: Sequence[Mapping[str
     """Each run with its reference and the previous VALID run of identical settings (deltas in %)."""
     ordered = sorted((dict(r) for r in runs), key=lambda r: (r["finished"], r["job_id"]))
     latest_valid: dict[str, dict[str, Any]] = {}
+    # The reference and the note depend on the run's shape and mode only: decided once per shape, not per run.
+    by_shape: dict[tuple[Any, ...], tuple[dict[str, Any] | None, str | None]] = {}
     for run in ordered:
         valid = run["status"] == "VALID" and run.get(HEADLINE) is not None
-        ref = match_reference(run, references)
+        shape = (*(run.get(k) for k in MATCH_KEYS), run.get("mode"))
+        if shape not in by_shape:
+            found = match_reference(run, references)
+            by_shape[shape] = (found, None if found else no_reference_note(run, references))
+        ref, note = by_shape[shape]
         for name in REFERENCE_FIELDS:
             run[f"reference_{name}"] = ref.get(name) if ref else None
-        run["reference_note"] = None if ref else no_reference_note(run, references)
+        run["reference_note"] = note
         run["vs_reference_pct"] = _pct(run.get(ref["metric"]), float(ref["value"])) if ref and valid else None
         before = latest_valid.get(run["settings_key"])
         if valid and before is not None and before["finished"] < run["finished"]:
@@ -90,24 +97,29 @@ def build_table(runs: Sequence[Mapping[str, Any]], *, individual: bool = False) 
     if not individual:
         repeated.loc[sizes.index] = sizes > 1
     rows = frame[~repeated].to_dict(orient="records")
-    for _, group in frame[repeated].groupby("settings_key", sort=False):
-        rows.append(_aggregate(group.sort_values("finished")))
+    together = frame[repeated]
+    groups = [group.sort_values("finished") for _, group in together.groupby("settings_key", sort=False)]
+    # The newest run of every group in one conversion (DataFrame.to_dict costs per column, whatever the rows).
+    newest = together.loc[[group.index[-1] for group in groups]].to_dict(orient="records") if groups else []
+    rows += [_aggregate(group, row) for group, row in zip(groups, newest)]
     return _sorted(pd.DataFrame(rows))
 
 
-def _aggregate(group: Any) -> dict[str, Any]:
-    """A group of VALID runs of identical settings -> one row (the newest run's identity, mean metrics)."""
+def _aggregate(group: Any, newest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A group of VALID runs of identical settings -> one row (the newest run's identity, mean metrics).
+
+    ``newest``: the group's last row as ``to_dict(orient="records")`` gives it, when the caller has it."""
     import pandas as pd
 
-    row = group.to_dict(orient="records")[-1]
+    row = newest if newest is not None else group.tail(1).to_dict(orient="records")[0]
     row["n"] = len(group)
     row["job_ids"] = list(group["job_id"])
     row["files"] = [f for files in group["files"] for f in files]
-    stats = group[list(METRICS)].apply(pd.to_numeric, errors="coerce").agg(["mean", "std", "min", "max"])
-    for metric in METRICS:
+    for metric in METRICS:  # Series reductions, as DataFrame.agg makes them, without building its frames
+        values = pd.to_numeric(group[metric], errors="coerce")
         for stat in ("mean", "std", "min", "max"):
-            value = stats.at[stat, metric]
-            row[metric if stat == "mean" else f"{metric}_{stat}"] = None if _missing(float(value)) else float(value)
+            value = float(getattr(values, stat)())
+            row[metric if stat == "mean" else f"{metric}_{stat}"] = None if _missing(value) else value
     ref_value = row.get("reference_value")
     row["vs_reference_pct"] = _pct(row[row["reference_metric"]], float(ref_value)) if not _missing(ref_value) else None
     return row

@@ -58,7 +58,10 @@ def run_heavy_steps(opts: SetupOptions) -> dict[str, Any]:
     """The job body (module-level, so submitit can pickle it): the steps in ``opts.steps``, run here with the
     job's environment (sbatch exported the submitter's, HF_TOKEN included, without writing it to disk)."""
     from llmb_plugin_deepseek_r1.job.entry import sigterm_raises
+    from llmb_plugin_deepseek_r1.tuning import keep_freed_memory
     from .runner import run_steps, stderr_log
+
+    keep_freed_memory()
 
     env = dict(os.environ)
     job_id = env.get("SLURM_JOB_ID", f"local{os.getpid()}")

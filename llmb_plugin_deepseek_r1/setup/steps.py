@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None, *, context: HostContext | None = None) -
     warnings = [w for w in (venv_warning(env, opts.manual_install),) if w]
     for warning in warnings:
         stderr_log(f"warning: {warning}")
+    from llmb_plugin_deepseek_r1.tuning import keep_freed_memory
+
+    keep_freed_memory()  # the datasets step's numpy temporaries (process-wide, so here at the entry point)
     with sigterm_raises(KeyboardInterrupt):  # SIGTERM unwinds like Ctrl-C, so temporary files are removed
         try:
             results, extra = run_setup(opts, env, stderr_log)

@@ -6,8 +6,19 @@ size) and is the first step of every benchmark job; full mode also hashes every 
 
 from __future__ import annotations
 
+from typing import Any
+
 from .check import check_weights
 from .cli import main
-from .manifest import write_manifest
 
 __all__ = ["check_weights", "main", "write_manifest"]
+
+
+def __getattr__(name: str) -> Any:
+    """``write_manifest`` on first use: quick mode (every job's first step, and `verify-weights` by default)
+    does not pay for the manifest module's imports."""
+    if name == "write_manifest":
+        from .manifest import write_manifest
+
+        return write_manifest
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
