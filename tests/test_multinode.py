@@ -83,7 +83,7 @@ def test_h100_fp8_scale_16_on_two_nodes_of_eight_is_valid(two_node_cluster, tmp_
     assert wait_sacct_state(job["job_id"], "COMPLETED", timeout=120)["State"] == "COMPLETED"
     info = scontrol_job(job["job_id"])
     assert info["NumNodes"] == "2" and info["NumTasks"] == "16"
-    result, _ = result_of(tmp_path, "DeepSeek-R1_TP8_EP8_PP2_CON-1", job["job_id"])
+    result, _ = result_of(tmp_path, "DeepSeek-R1_TP8_EP8_PP2_CON8", job["job_id"])
     assert result["verdict"]["status"] == "VALID", result["verdict"]
     assert result["provenance"]["world"] == {"nodes": ["n1", "n2"], "node_count": 2, "gpus_per_node": 8,
                                              "world_size": 16, "tp": 8, "pp": 2, "ep": 8}
