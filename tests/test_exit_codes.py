@@ -80,3 +80,21 @@ def test_exceptions_map_to_the_table():
     assert errors.exit_code(RuntimeError("a bug")) == 3
     assert errors.exit_code(errors.BenchmarkFailed("x")) == 4
     assert errors.exit_code(KeyboardInterrupt()) == 130
+
+
+def test_the_command_wrapper_prints_one_line_or_a_traceback(capsys):
+    def failing(exc: BaseException):
+        @errors.command
+        def main() -> int:
+            raise exc
+        return main()
+
+    assert failing(errors.ConfigError("LLMB_INSTALL is not set")) == 1
+    assert capsys.readouterr().err == "error: LLMB_INSTALL is not set\n"
+    assert failing(PermissionError(13, "Permission denied", "/x/out.csv")) == 3
+    assert capsys.readouterr().err == "error: [Errno 13] Permission denied: '/x/out.csv'\n"
+    assert failing(ZeroDivisionError("a bug")) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "ZeroDivisionError: a bug" in err
+    assert failing(KeyboardInterrupt()) == 130 and capsys.readouterr().err == "interrupted\n"
+    assert failing(SystemExit("bye")) == 1 and capsys.readouterr().err == "error: bye\n"  # as Python exits

@@ -181,3 +181,27 @@ def test_a_plugin_adds_its_own_command():
     parser = build_parser(load_registry([CommandPlugin()], entry_points=False))
     args = parser.parse_args(["hello", "--to", "you"])
     assert args.handler(args) == 7
+
+
+def test_a_workload_without_plan_or_key_is_refused_by_name():
+    class NoPlan(Workload):
+        key = "inference_noplan"
+        metadata = {}
+
+    class NoKey(Workload):
+        metadata = {}
+
+        def plan(self, request):
+            return []
+
+    def plugin_of(workload_class):
+        class Plugin:
+            @hookimpl
+            def llmb_register_workloads(self, register):
+                register(workload_class())
+        return Plugin()
+
+    registry = load_registry([plugin_of(NoPlan), plugin_of(NoKey)], entry_points=False)
+    assert registry.workloads == {}
+    assert ["does not implement plan" in b.error for b in registry.broken] == [True, False]
+    assert "without a key" in registry.broken[1].error

@@ -67,6 +67,10 @@ def test_heavy_steps_run_as_a_cpu_job_and_a_waited_rerun_skips_them(slurm_cluste
     wdir = install / "workloads" / WORKLOAD
     assert (install / "images" / IMAGE_NAME).is_file() and (wdir / "DeepSeek-R1-FP4" / ".llmb-manifest.json").is_file()
     assert (wdir / "dataset_chat_128_128.txt.meta.json").is_file()
+    shown = subprocess.run([LLMB_RUN, "jobs", "show", job_id], env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60)  # the workload's summary of its setup job: one line per step
+    assert shown.returncode == 0, shown.stderr
+    assert f"{job_id}: COMPLETED" in shown.stdout and "  datasets: done: " in shown.stdout
 
     proc = run_setup(env, "--slurm", "--wait", "--wait-timeout", "90", "--time", "10", cwd=tmp_path, timeout=120)
     doc = json.loads(proc.stdout)

@@ -111,7 +111,7 @@ class Workload:
     provides; the host calls them as ``method(argv, context) -> exit code`` only when named there.
     """
 
-    key: ClassVar[str]
+    key: ClassVar[str] = ""
     commands: ClassVar[frozenset[str]] = frozenset()
     knobs: ClassVar[tuple[str, ...]] = ()  # every environment variable the workload reads as a setting
 
@@ -132,15 +132,19 @@ class Workload:
         return []
 
     def setup(self, argv: list[str], context: HostContext) -> int:
+        """Prepare the workload (weights, image, datasets): `llmb-run setup -w KEY -- ARGS`."""
         return self._not_provided("setup")
 
     def verify(self, argv: list[str], context: HostContext) -> int:
+        """Check the workload's prerequisites (e.g. weight integrity): `llmb-run verify`."""
         return self._not_provided("verify")
 
     def results(self, argv: list[str], context: HostContext) -> int:
+        """The workload's results table: `llmb-run results`."""
         return self._not_provided("results")
 
     def archive(self, argv: list[str], context: HostContext) -> int:
+        """Pack the workload's experiments to share: `llmb-run archive`."""
         return self._not_provided("archive")
 
     def run_command(self, name: str, argv: list[str], context: HostContext) -> int:
@@ -149,6 +153,12 @@ class Workload:
         if name not in self.commands or name not in handlers:
             return self._not_provided(name)
         return int(handlers[name](argv, context) or 0)
+
+    def missing(self) -> list[str]:
+        """The required capabilities this workload does not implement (the registry refuses it then)."""
+        cls = type(self)
+        return [name for name, same in (("metadata", cls.metadata is Workload.metadata),
+                                        ("plan", cls.plan is Workload.plan)) if same]
 
     def _not_provided(self, name: str) -> int:
         raise ValidationError(f"workload {self.key} does not provide `{name}`")

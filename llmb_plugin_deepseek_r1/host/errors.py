@@ -78,7 +78,7 @@ def exit_code(exc: BaseException) -> int:
         return exc.exit_code
     if isinstance(exc, SystemExit):  # argparse: --help (0) or a usage error (2)
         code = exc.code
-        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_INVALID)  # as Python
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     if isinstance(exc, BrokenPipeError):
@@ -103,6 +103,8 @@ def command(main: F) -> F:
             print(f"error: {exc}", file=sys.stderr)
             return exit_code(exc)
         except SystemExit as exc:
+            if isinstance(exc.code, str):  # sys.exit("message"): say it, as Python would
+                print(f"error: {exc.code}", file=sys.stderr)
             return exit_code(exc)
         except KeyboardInterrupt as exc:
             print("interrupted", file=sys.stderr)

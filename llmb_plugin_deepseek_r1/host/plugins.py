@@ -124,6 +124,8 @@ def _registrar(registry: Registry, origin: str):
         key = workload.key
         if not isinstance(key, str) or not key:
             raise TypeError(f"plugin {origin!r} registered a workload without a key: {workload!r}")
+        if workload.missing():
+            raise TypeError(f"workload {key!r} of plugin {origin!r} does not implement {', '.join(workload.missing())}")
         if key in registry.workloads:
             raise ValueError(f"workload {key!r} registered twice ({registry.origins[key]} and {origin})")
         registry.workloads[key] = workload

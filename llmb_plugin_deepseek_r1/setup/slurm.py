@@ -15,10 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from llmb_plugin_deepseek_r1.host import records
+from llmb_plugin_deepseek_r1.host import records, submit, tracking
 from llmb_plugin_deepseek_r1.host.contract import JobPlan, SlurmParams
 from llmb_plugin_deepseek_r1.host.errors import LlmbError
+from llmb_plugin_deepseek_r1.job.entry import sigterm_raises
+from llmb_plugin_deepseek_r1.tuning import keep_freed_memory
 from .model import HEAVY_STEPS, SetupOptions, StepResult, format_summary, summary_dict
+from .runner import run_steps, stderr_log
 
 RESULT_GRACE_S = 10.0
 
@@ -49,18 +52,12 @@ def setup_plan(opts: SetupOptions, env: Mapping[str, str]) -> JobPlan:
 
 def slurm_parameters(opts: SetupOptions) -> dict[str, Any]:
     """The submitit parameters the setup job is submitted with (shown by ``--dry-run``)."""
-    from llmb_plugin_deepseek_r1.host.submit import slurm_parameters as host_parameters
-
-    return host_parameters([setup_plan(opts, {})])
+    return submit.slurm_parameters([setup_plan(opts, {})])
 
 
 def run_heavy_steps(opts: SetupOptions) -> dict[str, Any]:
     """The job body (module-level, so submitit can pickle it): the steps in ``opts.steps``, run here with the
     job's environment (sbatch exported the submitter's, HF_TOKEN included, without writing it to disk)."""
-    from llmb_plugin_deepseek_r1.job.entry import sigterm_raises
-    from llmb_plugin_deepseek_r1.tuning import keep_freed_memory
-    from .runner import run_steps, stderr_log
-
     keep_freed_memory()
 
     env = dict(os.environ)
@@ -78,8 +75,6 @@ def run_heavy_steps(opts: SetupOptions) -> dict[str, Any]:
 def submit_heavy(opts: SetupOptions, env: Mapping[str, str], log: Callable[[str], None]) -> tuple[list[StepResult],
                                                                                                 dict[str, Any]]:
     """Submit the heavy steps as one job; with ``wait``, wait for it and return its steps' results."""
-    from llmb_plugin_deepseek_r1.host import submit
-
     assert opts.slurm is not None
     steps = heavy_of(opts)
     t0 = time.monotonic()
@@ -109,8 +104,6 @@ def submit_heavy(opts: SetupOptions, env: Mapping[str, str], log: Callable[[str]
 def wait_for_job(opts: SetupOptions, job_id: str, steps: tuple[str, ...], timeout_s: float,
                  log: Callable[[str], None]) -> list[StepResult]:
     """Wait with the host's tracking (sacct -> squeue -> status file) until the job ends or the deadline."""
-    from llmb_plugin_deepseek_r1.host import tracking
-
     record = tracking.find_record(opts.install_dir, job_id)
     try:
         state = tracking.wait_for(opts.install_dir, record, timeout_s)
