@@ -65,10 +65,11 @@ def _segment(gpu_type: str, nodes: int, override: str | None) -> int | None:
     return segment_size(nodes) if gpu_type in SEGMENT_GPU_TYPES else None
 
 
-def node_layout(metadata: Mapping[str, Any], gpu_type: str, scale: int,
-                segment_override: str | None = None) -> NodeLayout:
-    """The layout of ``scale`` GPUs of ``gpu_type``; ValidationError when it is not a whole number of nodes."""
-    per_node = gpus_per_node(metadata, gpu_type)
+def node_layout(metadata: Mapping[str, Any], gpu_type: str, scale: int, segment_override: str | None = None,
+                gpus_per_node_override: int | None = None) -> NodeLayout:
+    """The layout of ``scale`` GPUs of ``gpu_type`` (GPUS_PER_NODE may override the type's count);
+    ValidationError when it is not a whole number of nodes."""
+    per_node = gpus_per_node_override or gpus_per_node(metadata, gpu_type)
     if scale <= 0:
         raise ValidationError(f"scale {scale} must be a positive GPU count")
     if scale <= per_node:
