@@ -40,18 +40,26 @@ def _from(sources: Mapping[str, Any], key: str) -> str:
     return f"    <- {source}" if source else ""
 
 
-def _mapping_lines(value: Mapping[str, Any], indent: str) -> list[str]:
-    """YAML lines of a mapping: lists of sentences (a world layout) one item a line, other lists inline."""
-    import yaml
+def _is_sentences(item: Any) -> bool:
+    return isinstance(item, list) and bool(item) and all(isinstance(i, str) and " " in i for i in item)
 
+
+def _mapping_lines(value: Mapping[str, Any], indent: str) -> list[str]:
+    """YAML lines of a mapping (one dump: the C emitter where PyYAML has it); lists of sentences (a world layout)
+    one item a line after the rest, and a mapping of plain values in block style, not as one inline {...}."""
+    from llmb_plugin_deepseek_r1.yaml_io import safe_dump
+
+    plain = {k: v for k, v in value.items() if not _is_sentences(v)}
     lines: list[str] = []
+    if plain:
+        text = safe_dump(plain, sort_keys=False, default_flow_style=None, width=110)
+        if text.startswith("{"):
+            text = safe_dump(plain, sort_keys=False, default_flow_style=False, width=110)
+        lines += text.rstrip().splitlines()
     for key, item in value.items():
-        if isinstance(item, list) and item and all(isinstance(i, str) and " " in i for i in item):
+        if _is_sentences(item):
             lines.append(f"{key}:")
             lines += [f"  - {i}" for i in item]
-        else:
-            flow = None if isinstance(item, (list, tuple, Mapping)) else False
-            lines += yaml.safe_dump({key: item}, sort_keys=False, default_flow_style=flow, width=10**6).splitlines()
     return [indent + line for line in lines]
 
 
