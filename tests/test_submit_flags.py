@@ -186,8 +186,10 @@ def test_single_keeps_the_25_07_spelling(run_cli, monkeypatch):
 def test_gpus_per_node_is_honoured(submit, monkeypatch):
     """NVIDIA's launchers read GPUS_PER_NODE in place of the GPU type's count; so does the plan."""
     monkeypatch.setenv("GPUS_PER_NODE", "2")
-    code, _, err = submit(*TASK)
-    assert code == 1 and "scale 4 needs 2 nodes of 2 gb200 GPUs" in err  # multi-node: not supported yet
+    code, out, err = submit(*TASK)
+    assert code == 0, err
+    slurm = jobs_of(out)[0]["slurm"]
+    assert (slurm["nodes"], slurm["ntasks_per_node"]) == (2, 2)  # two nodes of 2 GPUs
     monkeypatch.setenv("GPUS_PER_NODE", "8")
     code, out, err = submit(*TASK)
     assert code == 0, err
