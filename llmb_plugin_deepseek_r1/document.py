@@ -47,7 +47,12 @@ class DocumentError(ValueError):
 
 def is_result_file(path: Path) -> bool:
     """Whether ``path`` is named like a result document (the results table and the archive ask here)."""
-    match = FILE_NAME.match(Path(path).name)
+    return is_result_name(Path(path).name)
+
+
+def is_result_name(name: str) -> bool:
+    """:func:`is_result_file` for a bare file name (no Path built: `results` asks for every file it lists)."""
+    match = FILE_NAME.match(name)
     return match is not None and not _ATTEMPT.search(match.group("job"))
 
 

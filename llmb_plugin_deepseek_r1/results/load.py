@@ -46,10 +46,10 @@ class LoadedRuns:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _result_entries(experiments: Path) -> list[tuple[Path, os.stat_result]]:
+def _result_entries(experiments: Path) -> list[tuple[str, os.stat_result]]:
     """(path, stat) of the result files one level below ``experiments``, in path order; one listing per folder
-    and the stat that DirEntry already has, and names matched and sorted as strings (Path objects only for the
-    result files: building and comparing 10,000 of them was a third of a warm `llmb-run results`)."""
+    and the stat that DirEntry already has, names matched and sorted as strings (building and comparing 10,000
+    Path objects was a third of a warm `llmb-run results`)."""
     try:
         folders = [e for e in os.scandir(experiments) if not e.name.startswith(".") and e.is_dir()]
     except OSError:
@@ -61,19 +61,19 @@ def _result_entries(experiments: Path) -> list[tuple[Path, os.stat_result]]:
         except OSError:
             continue
         for entry in entries:
-            if result_document.is_result_file(entry.name):
+            if result_document.is_result_name(entry.name):
                 try:
                     if entry.is_file():
                         found.append((folder.name, entry.name, entry.path, entry.stat()))
                 except OSError:
                     continue
     found.sort(key=lambda item: (item[0], item[1]))  # the order of the paths' parts, as sorted(paths) gives
-    return [(Path(path), stat) for _, _, path, stat in found]
+    return [(path, stat) for _, _, path, stat in found]
 
 
 def find_result_files(experiments: Path) -> list[Path]:
     """Result JSON files one level below ``experiments`` (hidden folders such as ``.llmb`` are skipped)."""
-    return [path for path, _ in _result_entries(experiments)]
+    return [Path(path) for path, _ in _result_entries(experiments)]
 
 
 def settings_key(asked: Mapping[str, Any]) -> str:
@@ -178,20 +178,19 @@ def load_runs(experiments: Path, cache: Path | None | bool = True) -> LoadedRuns
     fresh: dict[str, list[Any]] = {}
     loaded = LoadedRuns()
     changed = False
-    for path, stat in _result_entries(experiments):
-        key = str(path)
+    for key, stat in _result_entries(experiments):
         ident = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
         hit = known.get(key)
         if hit is not None and hit[:3] == ident:
             record, why = hit[3], hit[4]
         else:
-            record, why = _load_one(path, stat.st_mtime)
+            record, why = _load_one(Path(key), stat.st_mtime)
             changed = True
         fresh[key] = [*ident, record, why]
         if record is not None:
             loaded.runs.append(record)
         else:
-            loaded.skipped.append((path, why))
+            loaded.skipped.append((Path(key), why))
     if cache_path and (changed or len(fresh) != len(known)):
         _write_cache(cache_path, fresh)
     return loaded
