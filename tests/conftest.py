@@ -19,13 +19,13 @@ RUN_ARGS = ["single", "-w", "inference_deepseek-r1", "-s", "671b", "--dtype", "n
 
 # Whatever a developer's shell exports, tests start from a clean slate: every knob the workload declares and
 # every variable the host reads (read from the registries, so a new knob is cleared without touching this file).
-_KNOB_VARS = (*DeepSeekR1Workload.knobs, *HOST_VARIABLES, "HF_TOKEN")
+KNOB_VARS = (*DeepSeekR1Workload.knobs, *HOST_VARIABLES, "HF_TOKEN")
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test (and every process it starts from os.environ) runs without the caller's knobs."""
-    for var in _KNOB_VARS:
+    for var in KNOB_VARS:
         monkeypatch.delenv(var, raising=False)
 
 
@@ -77,7 +77,7 @@ def dry_run_json(run_cli, monkeypatch):
 
 
 def python_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _KNOB_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in KNOB_VARS}
     env.update(extra)
     return env
 
