@@ -4,6 +4,7 @@ planning/knobs.py, through Workload.knobs) and every variable the host reads is 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -32,3 +33,18 @@ def test_a_part_of_the_suite_passes_in_a_hostile_shell():
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "failed" not in done.stdout
+
+
+def test_every_variable_the_workload_reads_by_name_is_registered():
+    """A knob read somewhere in the package but missing from the registry would leak the caller's shell into
+    the tests (the hub's, Slurm's and the job's own identity variables are not settings)."""
+    not_settings = {"CONDA_PREFIX", "CUDA_VISIBLE_DEVICES", "HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE",
+                    "HF_HUB_OFFLINE", "HF_TOKEN", "HUGGINGFACE_HUB_CACHE", "LLMB_JOB_ID", "PATH",
+                    "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SUBMITIT_LOCAL_JOB_ID",
+                    "TRANSFORMERS_OFFLINE", "XDG_CACHE_HOME"}
+    read = set()
+    for path in (REPO / "llmb_plugin_deepseek_r1").rglob("*.py"):
+        text = path.read_text()
+        read |= set(re.findall(r'(?:env|environ|environment)(?:\.get\(|\[)\s*"([A-Z][A-Z0-9_]+)"', text))
+        read |= set(re.findall(r'_set\(env, "([A-Z][A-Z0-9_]+)"\)', text))
+    assert read - set(knobs.ALL_KNOBS) - set(HOST_VARIABLES) - not_settings == set()
