@@ -19,7 +19,9 @@ Schema 2 (written now)::
                    and what planning decided: profile {name, gpu_table, notes}, sources {value: where from},
                    checkpoint {repo_id, revision, model_dir, held: what the folder holds}, cuda_graphs, time_limit,
      "attempts":   one entry per benchmark attempt (command, YAML, outcome, verdict),
-     "files":      {"stdout", "stderr"}}
+     "files":      {"stdout", "stderr"},
+     "nsys_profile": {"tool": "nsys", "directory", "reports", "iterations", "gpu_metrics"} or null when not
+                   profiled (ENABLE_PROFILE / llmb-run -p)}
 
 Schema 1 (0.1 files on disk) is the same document with ``"schema": 1`` instead of ``"schema_version": 2``;
 :func:`read` upgrades it.
@@ -52,13 +54,14 @@ def is_result_file(path: Path) -> bool:
 def build(*, workload: str, use_case: str, job_id: str, result_name: str, asked: Mapping[str, Any],
           effective: Mapping[str, Any] | None, measured: Mapping[str, Any] | None, verdict: Mapping[str, Any],
           provenance: Mapping[str, Any], attempts: list[Mapping[str, Any]],
-          files: Mapping[str, str]) -> dict[str, Any]:
+          files: Mapping[str, str], nsys_profile: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A schema-2 result document."""
     return {
         "schema_version": SCHEMA_VERSION, "workload": workload, "use_case": use_case, "job_id": job_id,
         "result_name": result_name, "asked": dict(asked), "effective": None if effective is None else dict(effective),
         "measured": None if measured is None else dict(measured), "verdict": dict(verdict),
         "provenance": dict(provenance), "attempts": [dict(a) for a in attempts], "files": dict(files),
+        "nsys_profile": None if nsys_profile is None else dict(nsys_profile),
     }
 
 

@@ -124,7 +124,7 @@ def test_text_dry_run_shows_slurm_container_command_and_yaml(run_cli, monkeypatc
     monkeypatch.setenv("USE_CASES", "chat:128/128")
     code, out, err = run_cli(*RUN_ARGS, "--dryrun")
     assert code == 0, err
-    assert "job_name: inference_deepseek-r1_671b_nvfp4_chat" in out
+    assert "job_name: inference_deepseek-r1_671b_nvfp4\n" in out  # NVIDIA's name: one use case
     assert "time_min: 20" in out and "runtime: pyxis" in out
     assert "command: trtllm-llmapi-launch trtllm-bench -m DeepSeek-R1" in out
     yaml_start = out.index("extra_llm_api_options:")
@@ -234,8 +234,10 @@ def test_cluster_config_supplies_gpu_type_slurm_and_environment(run_cli, monkeyp
         "environment": {"HF_TOKEN": "hf_supersecretvalue123", "STREAMING": False},
         "slurm": {"account": "site_acct", "gpu_partition": "gpu", "gpu_gres": 4, "cpu_partition": "cpu"},
     }))
-    monkeypatch.setenv("SBATCH_PARTITION", "override")  # the shell wins over the site file
-    code, out, err = run_cli(*RUN_ARGS, "--dry-run", "--json", "--env", "USE_CASES=chat:128/128")
+    monkeypatch.setenv("SBATCH_PARTITION", "shell")  # NVIDIA's precedence: the site file wins over the shell
+    monkeypatch.setenv("SBATCH_ACCOUNT", "shell_acct")
+    code, out, err = run_cli(*RUN_ARGS, "--dry-run", "--json", "--env", "USE_CASES=chat:128/128",
+                             "--env", "SBATCH_PARTITION=override")  # ... and the command line over both
     assert code == 0, err
     job = json.loads(out)["jobs"][0]
     assert (job["slurm"]["account"], job["slurm"]["partition"], job["slurm"]["gpus_per_node"]) == (
@@ -271,7 +273,7 @@ def test_console_script_and_module_entry(tmp_path):
     env = python_env(LLMB_INSTALL=str(tmp_path), USE_CASES="chat:128/128")
     done = subprocess.run([LLMB_RUN, *RUN_ARGS, "--dry-run", "--json"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["jobs"][0]["name"] == "inference_deepseek-r1_671b_nvfp4_chat"
+    assert json.loads(done.stdout)["jobs"][0]["name"] == "inference_deepseek-r1_671b_nvfp4"
     done = subprocess.run([PYTHON, "-m", "llmb_plugin_deepseek_r1.host.cli", "list"], env=env, capture_output=True,
                           text=True)
     assert done.returncode == 0 and "inference_deepseek-r1" in done.stdout

@@ -14,7 +14,7 @@ from llmb_plugin_deepseek_r1.host import errors
 USAGE = {
     "llmb-run list": ["list", "--bogus"],
     "llmb-run single": [*RUN_ARGS, "--scale", "x"],
-    "llmb-run submit": ["submit", "-w", "inference_deepseek-r1"],
+    "llmb-run submit": ["submit", "-w", "inference_deepseek-r1", "--max-scale", "x"],
     "llmb-run jobs": ["jobs", "frobnicate"],
     "llmb-run setup": ["setup", "-w", "inference_deepseek-r1", "--", "--bogus"],
     "llmb-run verify": ["verify", "-w", "inference_deepseek-r1", "--", "--dtype", "int3"],

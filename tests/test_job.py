@@ -230,3 +230,37 @@ def test_sigterm_kills_the_benchmark_and_records_a_cancelled_result(tmp_path):
     status = load(tmp_path / "workloads/inference_deepseek-r1/experiments/.llmb/jobs/4242.json")
     assert status["state"] == "CANCELLED" and status["results"][0]["classification"] == "cancelled"
     assert _pids_with(marker) == []  # the benchmark's whole process group is gone
+
+
+FAKE_NSYS = Path(__file__).parent / "fake_nsys"
+
+
+def test_profiled_run_goes_through_nsys_and_records_the_reports(tmp_path):
+    """ENABLE_PROFILE (llmb-run -p) runs trtllm-bench under the STAND-IN nsys (tests/fake_nsys), which checks
+    NVIDIA's profiling command line and the TLLM_PROFILE_START_STOP window and writes a report per rank."""
+    environ = job_environ(tmp_path, ENABLE_PROFILE="true", PROFILE_START="2", PROFILE_END="5",
+                          ENABLE_GPU_METRICS="true")
+    environ["PATH"] = f"{FAKE_NSYS}:{environ['PATH']}"
+    run_job(specs_for(environ), environ)
+    [path] = result_files(tmp_path)
+    doc = load(path)
+    assert doc["verdict"]["status"] == "VALID", doc["verdict"]
+    folder = tmp_path / "workloads/inference_deepseek-r1/experiments/DeepSeek-R1_TP4_EP4_PP1_CON-1_chat/nsys_profile"
+    assert doc["nsys_profile"]["directory"] == str(folder) and doc["nsys_profile"]["iterations"] == "2-5"
+    [report] = doc["nsys_profile"]["reports"]
+    assert Path(report).name == "profile_4242__.nsys-rep"  # no SLURM_PROCID/SLURM_LOCALID outside Slurm
+    assert "window: 2-5" in Path(report).read_text() and "gpu_metrics: all" in Path(report).read_text()
+    launch = doc["attempts"][0]["launch_command"]
+    assert launch[:2] == ["nsys", "profile"] and "cudaProfilerApi" in launch and "trtllm-bench" in launch
+
+
+def test_unprofiled_run_records_no_profile(tmp_path):
+    doc, _ = run(tmp_path)
+    assert doc["nsys_profile"] is None and "nsys" not in doc["attempts"][0]["launch_command"]
+
+
+def test_dump_env_writes_a_redacted_snapshot(tmp_path):
+    doc, _ = run(tmp_path, LLMB_DUMP_ENV="true", HF_TOKEN="hf_verysecret_value")
+    snapshot = Path(doc["files"]["stdout"]).with_suffix(".env").read_text()
+    assert "USE_CASES=chat:64/32" in snapshot and "HF_TOKEN=***" in snapshot
+    assert "hf_verysecret_value" not in snapshot

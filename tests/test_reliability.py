@@ -66,7 +66,7 @@ BAD_HOST_COMMANDS = [  # (case id, llmb-run words, fragment of the one-line erro
     ("wait timeout nan", ["jobs", "wait", "1", "--timeout", "nan"], "--timeout nan is not valid"),
     ("wait timeout inf", ["jobs", "wait", "1", "--timeout", "inf"], "--timeout inf is not valid"),
     ("log timeout negative", ["jobs", "log", "1", "--timeout", "-5"], "expected seconds in (0,"),
-    ("slurm-arg without =", [*RUN_ARGS, "--dry-run", "--slurm-arg", "reservation"], "without '='"),
+    ("slurm-arg without key", [*RUN_ARGS, "--dry-run", "--slurm-arg", "=x"], "is not valid: expected a sbatch"),
 ]
 
 SWEEP_FILES = [  # (case id, file bytes, fragment)

@@ -1,57 +1,31 @@
-"""`llmb-run`: argument parsing and dispatch only. Exit codes: :mod:`.errors` (README's table)."""
+"""`llmb-run`: argument parsing and dispatch only. Exit codes: :mod:`.errors` (README's table).
+
+Speaks NVIDIA's llmb-run: `submit` with the flags of llmb-run 1.15 (global `-v`/`--version` before the command)
+and `single`, the 25.07 (llmb-run 1.2) spelling.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .contract import RunRequest, is_secret_name
 from . import errors
-from .contract import Workload
-from .errors import ValidationError
 from .plugins import Registry, shared_registry as _registry
 
-
-def _key_value(text: str) -> tuple[str, str]:
-    from .safety import key_value
-
-    try:
-        return key_value(text)
-    except ValueError as exc:  # ArgumentTypeError: argparse then prints our words, never the (secret) value
-        raise argparse.ArgumentTypeError(str(exc)) from None
+GLOBAL_VERBOSE = ("-v", "--verbose")
 
 
-def _slurm_key_value(text: str) -> tuple[str, str]:
-    """``--slurm-arg key=value``: the key is checked as a sbatch option name later (safety.slurm_args)."""
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text[:60]!r} without '='")
-    return key, value
-
-
-def _add_run_arguments(parser: argparse.ArgumentParser, *, later_spelling: bool) -> None:
-    parser.add_argument("-w", "--workload", required=True, help="workload key, e.g. inference_deepseek-r1")
-    parser.add_argument("-s", "--model_size", "--model-size", dest="model_size", required=True)
-    if later_spelling:  # `submit`: -d is the dtype, the dry run is spelled out
-        parser.add_argument("-d", "--dtype", required=True)
-        parser.add_argument("--dry-run", "--dryrun", dest="dry_run", action="store_true",
-                            help="print the jobs that would be submitted; touch nothing")
-    else:  # `single` (llmb-run 1.2): -d is the dry run
-        parser.add_argument("--dtype", required=True)
-        parser.add_argument("-d", "--dryrun", "--dry-run", dest="dry_run", action="store_true",
-                            help="print the jobs that would be submitted; touch nothing")
-    parser.add_argument("--scale", required=True, type=int, help="number of GPUs")
-    parser.add_argument("-v", "--verbose", action="store_true")
+def _add_common_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """This project's own flags, shared by `single` and `submit`."""
+    parser.add_argument("-v", "--verbose", action="store_true", help="say where every setting came from")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--env", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                        help="set a knob for this invocation (wins over the shell and cluster_config.yaml)")
-    parser.add_argument("--slurm-arg", action="append", type=_slurm_key_value, default=[], metavar="KEY=VALUE",
-                        help="extra sbatch parameter, e.g. --slurm-arg reservation=bench")
-    parser.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times (at most 100)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a variable for the job (wins over cluster_config.yaml and the shell)")
+    parser.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE|FLAG",
+                        help="extra sbatch option without the leading --, e.g. constraint=gpu or exclusive")
     parser.add_argument("--one-allocation", action="store_true",
                         help="run all use cases in one allocation (time limit = sum of theirs)")
     parser.add_argument("--executor", choices=("auto", "slurm", "local"), default=None,
@@ -66,8 +40,55 @@ def _add_run_arguments(parser: argparse.ArgumentParser, *, later_spelling: bool)
                         help="skip the workload's checks on this node before submitting (weights, image...)")
 
 
+def _add_single(sub: Any) -> None:
+    p = sub.add_parser("single", help="run one workload configuration (llmb-run 1.2 / release 25.07 spelling)")
+    p.add_argument("-w", "--workload", required=True, help="workload key, e.g. inference_deepseek-r1")
+    p.add_argument("-s", "--model_size", "--model-size", dest="model_size", required=True)
+    p.add_argument("--dtype", required=True)
+    p.add_argument("--scale", required=True, type=int, help="number of GPUs")
+    p.add_argument("-d", "--dryrun", "--dry-run", dest="dry_run", action="store_true",
+                   help="print the jobs that would be submitted; touch nothing")
+    p.add_argument("-p", "--profile", action="store_true", help="run the benchmark under nsys (ENABLE_PROFILE)")
+    p.add_argument("-f", "--force", action="store_true", help="skip the installed-workload, dtype and scale checks")
+    p.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times (at most 100)")
+    _add_common_run_arguments(p)
+    p.set_defaults(handler=cmd_run, file=None, max_scale=None, min_scale=False, exact_scales=False, proxy=False,
+                   dump_env=False, nice=None, nodelist=None, exclude=None, reservation=None, segment=None)
+
+
+def _add_submit(sub: Any) -> None:
+    p = sub.add_parser("submit", help="submit jobs: explicit, comma lists, scale discovery or a job file "
+                                      "(llmb-run 1.15)")
+    p.add_argument("-w", "--workload", help="workload key(s), comma-separated; <workload>_<size> picks one size")
+    p.add_argument("-s", "--model-size", "--model_size", dest="model_size", help="model size (one workload only)")
+    p.add_argument("-d", "--dtype", help="data type(s), comma-separated")
+    p.add_argument("--scale", help="number(s) of GPUs, comma-separated")
+    p.add_argument("--max-scale", type=int, help="discover scales up to this many GPUs")
+    p.add_argument("--min-scale", action="store_true", help="only the smallest supported scale")
+    p.add_argument("--exact-scales", action="store_true", help="only scales listed in the workload's metadata")
+    p.add_argument("-f", "--file", help="job file: YAML (.yaml/.yml) or the simple text format")
+    p.add_argument("-r", "--repeats", type=int, default=1, help="run each job N times (at most 100)")
+    p.add_argument("-p", "--profile", action="store_true", help="run the benchmark under nsys (ENABLE_PROFILE)")
+    p.add_argument("--dump-env", action="store_true", help="write the job's (redacted) environment beside its logs")
+    p.add_argument("--proxy", action="store_true", help="use proxy scales (refused: this workload has none)")
+    p.add_argument("--dry-run", "--dryrun", dest="dry_run", action="store_true",
+                   help="print the jobs that would be submitted; touch nothing")
+    p.add_argument("--force", action="store_true", help="skip the installed-workload, dtype and scale checks "
+                                                        "(one explicit task only)")
+    p.add_argument("--nice", type=int, help="lower the job priority (sbatch --nice)")
+    p.add_argument("--nodelist", help="run only on these nodes")
+    p.add_argument("--exclude", help="never run on these nodes")
+    p.add_argument("--reservation", help="submit into a Slurm reservation")
+    p.add_argument("--segment", type=int, help="Slurm segment size (nodes per NVLink domain segment)")
+    _add_common_run_arguments(p)
+    p.set_defaults(handler=cmd_run)
+
+
 def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmb-run", description="Launch LLM benchmark workloads on Slurm.")
+    parser.add_argument("-v", "--verbose", dest="global_verbose", action="store_true",
+                        help="global: say where every setting came from (before the command)")
+    parser.add_argument("--version", action="store_true", help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -75,14 +96,8 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     p.add_argument("-w", "--workload", help="show one workload in detail")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
-
-    p = sub.add_parser("single", help="run one workload configuration (llmb-run 1.2 spelling)")
-    _add_run_arguments(p, later_spelling=False)
-    p.set_defaults(handler=cmd_run)
-
-    p = sub.add_parser("submit", help="run one workload configuration (later spelling)")
-    _add_run_arguments(p, later_spelling=True)
-    p.set_defaults(handler=cmd_run)
+    _add_single(sub)
+    _add_submit(sub)
 
     from . import commands
 
@@ -92,113 +107,55 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    registry = _registry()
-    keys = [args.workload] if args.workload else sorted(registry.workloads)
-    if args.workload:
-        registry.get(args.workload)
-    rows: list[dict[str, Any]] = []
-    for key in keys:
-        meta = registry.workloads[key].metadata
-        configs = []
-        for gpu, gpu_config in ((meta.get("run") or {}).get("gpu_configs") or {}).items():
-            for mc in gpu_config.get("model_configs") or []:
-                configs.append({"gpu_type": gpu, "model_size": mc.get("model_size"), "dtypes": mc.get("dtypes"),
-                                "scales": mc.get("scales"), "exact_scales": bool(mc.get("exact_scales"))})
-        rows.append({"workload": key, "plugin": registry.origins[key],
-                     "description": (meta.get("general") or {}).get("description", ""), "configs": configs})
-    broken = [{"plugin": b.name, "target": b.target, "error": b.error} for b in registry.broken]
-    if args.json:
-        print(json.dumps({"workloads": rows, "broken_plugins": broken}, indent=2))
-        return 0
-    if not rows:
-        print("No workloads installed.")
-    for row in rows:
-        print(f"{row['workload']}  (plugin {row['plugin']})")
-        if row["description"]:
-            print(f"  {row['description']}")
-        for c in row["configs"]:
-            scales = ",".join(map(str, c["scales"] or []))
-            print(f"  {c['gpu_type']}: model size {c['model_size']}, dtypes {','.join(c['dtypes'] or [])}, "
-                  f"scales {scales}{' (exact)' if c['exact_scales'] else ''}")
-    for b in broken:
-        print(f"BROKEN plugin {b['plugin']} ({b['target']}): {b['error']}")
-    return 0
+    from .listing import print_workloads
+
+    return print_workloads(_registry(), args.workload, args.json)
 
 
-def build_request(args: argparse.Namespace, environ: dict[str, str] | None = None,
-                  cwd: Path | None = None) -> tuple[Workload, RunRequest]:
-    """Command line + environment -> (workload, validated RunRequest)."""
-    from . import safety
-    from .cluster import resolve_context
-    from .validate import MAX_REPEATS, validate_request
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    registry = _registry()
-    workload = registry.get(args.workload)
-    for key, value in args.env:
-        safety.no_control(f"--env {key}", value, secret=is_secret_name(key))
-    slurm_args = safety.slurm_args(args.slurm_arg)
-    context = resolve_context(os.environ if environ is None else environ, cwd or Path.cwd(), dict(args.env))
-    safety.mount_path("LLMB_INSTALL", str(context.install_dir))  # mounted into the container, in #SBATCH paths
-    validate_request(workload.metadata, workload.key, context.gpu_type, args.model_size, args.dtype, args.scale)
-    if not 1 <= args.repeats <= MAX_REPEATS:
-        raise ValidationError(f"--repeats {args.repeats} is not valid: expected 1 to {MAX_REPEATS}")
-    request = RunRequest(
-        workload=workload.key, model_size=args.model_size.lower(), dtype=args.dtype.lower(), scale=args.scale,
-        gpu_type=context.gpu_type, install_dir=context.install_dir, env=context.env,
-        one_allocation=args.one_allocation, repeats=args.repeats, slurm_args=slurm_args,
-        cpu_partition=context.cluster.cpu_partition,
-    )
-    return workload, request
+    try:
+        mine = version("llmb-plugin-deepseek-r1")
+    except PackageNotFoundError:
+        mine = "unknown"
+    return f"llmb-run {mine} (llmb-plugin-deepseek-r1; the submit interface of NVIDIA llmb-run 1.15)"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .render import plans_json, plans_text
+    from .runs import run_command
 
-    workload, request = build_request(args)
-    plans = workload.plan(request)
-    if not plans:
-        raise ValidationError(f"{workload.key}: the request resolved to zero jobs; nothing to do")
-    from .validate import MAX_JOBS
+    return run_command(args, _registry(), os.environ, Path.cwd())
 
-    if len(plans) > MAX_JOBS:
-        raise ValidationError(f"the request resolved to {len(plans)} jobs (use cases x sweep points x repeats); at "
-                              f"most {MAX_JOBS} may be submitted at once: split the sweep")
-    if args.verbose:
-        from .render import scrub
 
-        record = json.dumps(dict(plans[0].record), sort_keys=True, default=str)
-        print(scrub(f"recorded with each job: {record}", request.env), file=sys.stderr)
-        print(f"install: {request.install_dir}; gpu type: {request.gpu_type}; {len(plans)} job(s)", file=sys.stderr)
-    if args.dry_run:
-        print(plans_json(request, plans) if args.json else plans_text(request, plans))
-        return 0
-    from .submit import refuse_nested, submit_and_report
-
-    refuse_nested(request.env, args.allow_nested)
-    if not args.no_preflight:
-        problems = list(workload.check_before_submit(request, plans))
-        if problems:
-            for problem in problems:
-                print(f"error: {problem}", file=sys.stderr)
-            raise ValidationError(f"{len(problems)} problem(s) found before submitting; nothing was submitted "
-                                  f"(fix them, or pass --no-preflight)")
-    return submit_and_report(workload, request, plans, args)
+def _split_globals(argv: list[str]) -> tuple[bool, list[str]]:
+    """Global options come before the command (llmb-run 1.15): take them off so delegation still works."""
+    verbose = False
+    while argv and argv[0] in GLOBAL_VERBOSE:
+        verbose = True
+        argv = argv[1:]
+    return verbose, argv
 
 
 @errors.command
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    needs_plugins = not argv or argv[0] not in ("--help", "-h")
+    verbose, words = _split_globals(list(sys.argv[1:] if argv is None else argv))
+    if words and words[0] == "--version":
+        print(version_text())
+        return 0
+    needs_plugins = not words or words[0] not in ("--help", "-h")
     parser = build_parser(_registry() if needs_plugins else None)
     from .commands import DELEGATED, split_delegated
 
-    if argv and argv[0] in DELEGATED:  # the workload parses its own options, in their original order
-        args = split_delegated(argv)
+    if words and words[0] in DELEGATED:  # the workload parses its own options, in their original order
+        args = split_delegated(words)
     else:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
+    if getattr(args, "version", False):
+        print(version_text())
+        return 0
+    args.verbose = bool(getattr(args, "verbose", False) or verbose or getattr(args, "global_verbose", False))
     return int(args.handler(args) or 0)
 
 

@@ -160,7 +160,8 @@ def add_host_commands(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(handler=lambda args, _m=method: _delegate(_m, args))
 
     p = sub.add_parser("jobs", help="list, show, follow, wait for or cancel submitted jobs")
-    p.add_argument("action", choices=("list", "show", "log", "wait", "cancel"))
+    p.add_argument("action", nargs="?", default="list", choices=("list", "show", "log", "wait", "cancel"),
+                   help="default: list (as `llmb-run jobs` in llmb-run 1.15)")
     p.add_argument("job_id", nargs="?")
     p.add_argument("--follow", "-f", action="store_true", help="with log: keep printing until the job ends")
     p.add_argument("--timeout", type=float, help="seconds to wait at most (default: the job's time limit + 10 min)")

@@ -8,7 +8,6 @@ so Slurm enforces every use case's own time limit.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -23,7 +22,7 @@ from llmb_plugin_deepseek_r1.host import records
 from . import slurm
 from .contract import JobPlan, RunRequest
 from . import local_jobs, safety
-from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, HostError, LlmbError, SlurmError, ValidationError
+from .errors import HostError, LlmbError, SlurmError, ValidationError
 
 EXECUTORS = ("slurm", "local")
 
@@ -94,6 +93,7 @@ class Submitted:
     executor: str
     folder: Path
     pid: int | None = None  # local jobs: the controller process to signal
+    stdout: Path | None = None  # submitit's log of the batch step (linked where NVIDIA's users look)
 
 
 def _sbatch_env(plan: JobPlan) -> dict[str, str]:
@@ -199,10 +199,11 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
             for index, job in zip(group, jobs):
                 if token is None:
                     submitted[index] = Submitted(str(job.job_id), plans[index], executor_name,
-                                                 folder / str(job.job_id))
+                                                 folder / str(job.job_id), stdout=Path(job.paths.stdout))
                 else:
                     submitted[index] = Submitted(local_jobs.local_job_id(token, job.job_id), plans[index],
-                                                 executor_name, where / str(job.job_id), pid=int(job.job_id))
+                                                 executor_name, where / str(job.job_id), pid=int(job.job_id),
+                                                 stdout=Path(job.paths.stdout))
     except LlmbError:
         raise
     except Exception as exc:
@@ -260,41 +261,18 @@ def record_jobs(wdir: Path, submitted: Sequence[Submitted], common: Mapping[str,
     return wdir / records.SUBMITTED_DIR
 
 
-def submit_and_report(workload: Any, request: RunRequest, plans: list[JobPlan], args: argparse.Namespace) -> int:
-    """`llmb-run single` without --dry-run: submit, record, print the job ids (and wait when asked)."""
-    executor = choose_executor(args.executor, request.env)
+def submit_recorded(request: RunRequest, plans: list[JobPlan], executor_arg: str | None,
+                    argv: Sequence[str]) -> tuple[str, list[Submitted]]:
+    """Submit, write the records `llmb-run jobs` reads, print warnings; (executor, submitted jobs)."""
+    executor = choose_executor(executor_arg, request.env)
     submitted, warnings = submit_plans(plans, request, executor)
-    where = write_records(submitted, request, sys.argv[1:])
+    write_records(submitted, request, argv)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    from llmb_plugin_deepseek_r1.host import tracking
-
-    job_ids = [s.job_id for s in submitted]
-    if args.json:
-        document: dict[str, Any] = {"executor": executor, "jobs": [
-            {"job_id": s.job_id, "name": s.plan.name, "use_cases": [u.get("name") for u in s.plan.use_cases]}
-            for s in submitted]}
-        if args.wait:
-            try:
-                document["outcomes"] = tracking.wait_all(request.install_dir, job_ids)
-            except KeyboardInterrupt:
-                return _interrupted_wait(request.install_dir, job_ids, getattr(args, "cancel_on_interrupt", False))
-        print(json.dumps(document, indent=2))
-        return EXIT_OK if all(o["state"] == "COMPLETED" for o in document.get("outcomes", [])) \
-            else EXIT_BENCHMARK_FAILED
-    print(f"Submitted {len(submitted)} job(s) with the {executor} executor (records in {where}):")
-    for s in submitted:
-        print(f"  {s.job_id}  {s.plan.name}  time limit {s.plan.slurm.time_min} min")
-    sys.stdout.flush()
-    if not args.wait:
-        return 0
-    try:
-        return tracking.wait_and_summarise(request.install_dir, job_ids)
-    except KeyboardInterrupt:
-        return _interrupted_wait(request.install_dir, job_ids, getattr(args, "cancel_on_interrupt", False))
+    return executor, submitted
 
 
-def _interrupted_wait(install_dir: Path, job_ids: Sequence[str], cancel: bool) -> int:
+def interrupted_wait(install_dir: Path, job_ids: Sequence[str], cancel: bool) -> int:
     """Ctrl-C while waiting: stop waiting, leave the jobs running (or cancel them when asked), say what next."""
     from llmb_plugin_deepseek_r1.host import tracking
 

@@ -20,8 +20,11 @@ def _model_configs(metadata: Mapping[str, Any], key: str, gpu_type: str) -> list
 
 
 def validate_request(metadata: Mapping[str, Any], key: str, gpu_type: str, model_size: str, dtype: str,
-                     scale: int) -> None:
-    """Raise ValidationError (one line naming the bad value and what is accepted) or return None."""
+                     scale: int, *, force: bool = False) -> None:
+    """Raise ValidationError (one line naming the bad value and what is accepted) or return None.
+
+    ``force`` (llmb-run's --force) still needs a known GPU type and model size, but skips the dtype and scale.
+    """
     configs = _model_configs(metadata, key, gpu_type)
     sizes = [str(c.get("model_size")) for c in configs]
     matching = [c for c in configs if str(c.get("model_size")).lower() == model_size.lower()]
@@ -29,6 +32,10 @@ def validate_request(metadata: Mapping[str, Any], key: str, gpu_type: str, model
         raise ValidationError(
             f"model size {model_size!r} is not available for {key} on {gpu_type}; available: {', '.join(sizes)}")
     config = matching[0]
+    if force:
+        if scale <= 0:
+            raise ValidationError(f"scale {scale} must be a positive GPU count")
+        return
     dtypes = [str(d) for d in config.get("dtypes") or []]
     if dtype.lower() not in [d.lower() for d in dtypes]:
         raise ValidationError(

@@ -21,7 +21,10 @@ def request_from_environment(environ: dict[str, str], cwd: Path, *, model_size: 
     from llmb_plugin_deepseek_r1.host.validate import validate_request
     from llmb_plugin_deepseek_r1.recipe import load_metadata
 
-    context = resolve_context(environ, cwd)
+    # Variables a launcher named as explicit overrides (NVIDIA's LLMB_CONTAINER_ENV: its --env keys) keep their
+    # value over cluster_config.yaml, as they did at submission.
+    explicit = {k: environ[k] for k in (environ.get("LLMB_CONTAINER_ENV") or "").split(",") if k in environ}
+    context = resolve_context(environ, cwd, explicit, workload=WORKLOAD_KEY)
     validate_request(load_metadata(), WORKLOAD_KEY, context.gpu_type, model_size, dtype, scale)
     return RunRequest(workload=WORKLOAD_KEY, model_size=model_size.lower(), dtype=dtype.lower(), scale=scale,
                       gpu_type=context.gpu_type, install_dir=context.install_dir, env=context.env,

@@ -154,6 +154,8 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
     out, err = spec.job_file(".out", job_id), spec.job_file(".err", job_id)
     _claim([out, err])
     log = _Log(err)
+    if environ.get("LLMB_DUMP_ENV", "").lower() == "true":  # llmb-run submit --dump-env
+        _dump_environment(spec.job_file(".env", job_id), environ)
     started = time.time()
     provenance: dict[str, Any] = {
         "job_id": job_id, "host": socket.gethostname(), "nodes": environ.get("SLURM_JOB_NODELIST"),
@@ -185,9 +187,12 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         yaml_path = current.job_file(".config.yml", token)
         records.write_text_atomic(yaml_path, yaml.safe_dump(options, sort_keys=False), overwrite=False)
         argv = bench_argv(current, token)
-        env = benchmark_environment(environ, current.container_env)
+        env = {**benchmark_environment(environ, current.container_env), **runtime.profile_environment(current)}
+        if current.nsys_profile:
+            (current.result_dir / runtime.PROFILE_DIR).mkdir(parents=True, exist_ok=True)
         launch = runtime.launch_argv(current, argv, under_slurm=under_slurm,
-                                     env_names=sorted(runtime.container_environment(env, current.container_env)))
+                                     env_names=sorted(runtime.container_environment(env, current.container_env)),
+                                     job_token=token)
         log(f"[llmb] running {current.use_case} (attempt {attempt}, KV_CACHE_FRACTION={current.kv_cache_fraction:g})")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -240,12 +245,30 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         asked=asked_document(spec), effective=asked_document(current) if current is not spec else None,
         measured=measured_document(current, report) if verdict.status != "FAILED" else None,
         verdict=verdict.to_dict(), provenance=provenance, attempts=attempts,
-        files={"stdout": str(out), "stderr": str(err)})
+        files={"stdout": str(out), "stderr": str(err)}, nsys_profile=_profile_document(spec, job_id))
     result_document.write(result_path, document)
     log(summary_line(spec, job_id, verdict, report, result_path))
     if terminated:
         raise JobTerminated("SIGTERM during the benchmark")
     return document
+
+
+def _dump_environment(path: Path, environ: Mapping[str, str]) -> None:
+    """The job's environment at start, secrets redacted (what `env` would show, for debugging a site)."""
+    from llmb_plugin_deepseek_r1.host.render import redact_env
+
+    lines = [f"{k}={v}" for k, v in sorted(redact_env(dict(environ)).items())]
+    records.write_text_atomic(path, "\n".join(lines) + "\n", overwrite=False)
+
+
+def _profile_document(spec: RunSpec, job_id: str) -> dict[str, Any] | None:
+    """What was profiled and where the nsys reports are (None when the run was not profiled)."""
+    if not spec.nsys_profile:
+        return None
+    folder = spec.result_dir / runtime.PROFILE_DIR
+    reports = sorted(str(p) for p in folder.glob(f"profile_{job_id}*")) if folder.is_dir() else []
+    return {"tool": "nsys", "directory": str(folder), "reports": reports,
+            "iterations": f"{spec.profile_start}-{spec.profile_end}", "gpu_metrics": spec.gpu_metrics}
 
 
 def _generation_or_none(version: str) -> str | None:

@@ -69,9 +69,11 @@ def build_job_plans(specs: list[RunSpec], request: RunRequest) -> list[JobPlan]:
     from llmb_plugin_deepseek_r1.job.entry import run_job_body
 
     groups = [specs] if request.one_allocation and len(specs) > 1 else [[s] for s in specs]
+    several_use_cases = len({s.use_case for s in specs}) > 1
     plans: list[JobPlan] = []
     for group in groups:
-        name = job_name(group[0], group[0].use_case if len(group) == 1 else None)
+        # NVIDIA's job name (<workload>_<size>_<dtype>); the use case is added only where it tells jobs apart.
+        name = job_name(group[0], group[0].use_case if len(group) == 1 and several_use_cases else None)
         plan = JobPlan(
             name=name,
             slurm=slurm_params(group, request, name),

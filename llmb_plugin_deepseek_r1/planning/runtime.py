@@ -57,11 +57,41 @@ def container_environment(env: Mapping[str, str], asked: tuple[str, ...] = ()) -
     return allowed
 
 
-def launch_argv(spec: RunSpec, bench: list[str], *, under_slurm: bool, env_names: list[str] | None = None) -> list[str]:
+PROFILE_DIR = "nsys_profile"
+
+
+def profile_output(spec: RunSpec, job_token: str) -> str:
+    """nsys report name per rank: <result dir>/nsys_profile/profile_<job>_<rank>_<local rank> (nsys expands %q)."""
+    return str(spec.result_dir / PROFILE_DIR / f"profile_{job_token}_%q{{SLURM_PROCID}}_%q{{SLURM_LOCALID}}")
+
+
+def nsys_argv(spec: RunSpec, job_token: str) -> list[str]:
+    """NVIDIA's 25.12+ recipe profiling prefix: CUDA + NVTX, capture gated by the CUDA profiler API (TensorRT-LLM
+    starts and stops it at PROFILE_START/PROFILE_END), CUDA graphs traced per node."""
+    argv = ["nsys", "profile", "-s", "none", "-t", "cuda,nvtx", "-f", "true", "-c", "cudaProfilerApi",
+            "--capture-range-end=repeat[]", "--cuda-graph-trace=node", "--cuda-event-trace=false",
+            "--cpuctxsw=none", "--cuda-flush-interval=10000"]
+    if spec.gpu_metrics:
+        argv += ["--gpu-metrics-devices", "all"]
+    return argv + ["-o", profile_output(spec, job_token)]
+
+
+def profile_environment(spec: RunSpec) -> dict[str, str]:
+    """TensorRT-LLM's profiling hooks (TLLM_ variables reach the container)."""
+    if not spec.nsys_profile:
+        return {}
+    return {"TLLM_PROFILE_START_STOP": f"{spec.profile_start}-{spec.profile_end}", "TLLM_PROFILE_RECORD_GC": "1",
+            "TLLM_LLMAPI_ENABLE_NVTX": "1"}
+
+
+def launch_argv(spec: RunSpec, bench: list[str], *, under_slurm: bool, env_names: list[str] | None = None,
+                job_token: str = "%j") -> list[str]:
     """The full argv the job body runs for one use case."""
     inner = list(bench)
     if not under_slurm and inner and inner[0] == LAUNCHER:
         inner = inner[1:]  # without Slurm, trtllm-bench starts its own MPI workers
+    if spec.nsys_profile:
+        inner = nsys_argv(spec, job_token) + inner
     command = shlex.join(inner)
     srun = ["srun", f"--mpi={spec.mpi_type}", f"--nodes={nodes(spec)}", f"--ntasks-per-node={tasks_per_node(spec)}"]
     if spec.runtime == "pyxis":

@@ -77,6 +77,10 @@ class RunSpec:
     time_limit_basis: str = ""
     notes: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    nsys_profile: bool = False      # ENABLE_PROFILE (llmb-run -p): the benchmark runs under `nsys profile`
+    profile_start: int = 0          # PROFILE_START/PROFILE_END: the iteration window (TLLM_PROFILE_START_STOP)
+    profile_end: int = 1
+    gpu_metrics: bool = False       # ENABLE_GPU_METRICS: nsys --gpu-metrics-devices all
 
     def __getattr__(self, name: str) -> Any:
         """A job pickled before a field existed (queued across an upgrade) gets that field's default; its YAML
@@ -244,6 +248,9 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     workload_dir, model_dir = where.workload_dir, where.model_dir
     settings = knobs.job_settings(env)
     gpus_hw = int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))
+    if _set(env, "GPUS_PER_NODE"):  # NVIDIA's override of the GPU type's count (llmb-run honours it too)
+        gpus_hw = bounds.bounded("SBATCH_GPUS_PER_NODE", knobs.positive_int("GPUS_PER_NODE", env["GPUS_PER_NODE"]))
+    nsys = _profiling(env)
     knobs_set = {k: env[k] for k in knobs.RUN_KNOBS if k in env and not is_secret_name(k)}
     version_source = "knob TRTLLM_VERSION" if _set(env, "TRTLLM_VERSION") else "the image name"
     common_sources = {
@@ -294,16 +301,43 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
             workload_dir=workload_dir, model_dir=model_dir, image=image, trtllm_version=version,
             runtime=settings["runtime"], mpi_type=settings["mpi_type"], weight_check=settings["weight_check"],
             oom_retries=settings["oom_retries"], account=settings["account"], partition=settings["partition"],
-            gpus_per_node=settings["gpus_per_node"], container_env=settings["container_env"],
+            gpus_per_node=settings["gpus_per_node"], container_env=_container_env(settings["container_env"], env),
             bench_timeout_s=settings["bench_timeout"], hang_grace_s=settings["hang_grace"], knobs=knobs_set,
             profile=choice.name, gpu_table=table.gpu_type,
             enable_chunked_prefill=value.get("enable_chunked_prefill"), cuda_graph_scheme=scheme,
             yaml_base=yaml_base, extra_yaml=settings["extra_yaml"], checkpoint_repo=checkpoint.repo_id,
             checkpoint_revision=checkpoint.revision, time_limit_basis=basis, notes=notes, sources=sources,
+            **nsys,
         )
         check_spec(spec)
         specs.append(spec)
     return specs
+
+
+def _container_env(names: tuple[str, ...], env: Mapping[str, str]) -> tuple[str, ...]:
+    """CONTAINER_ENV, plus LLMB_CONTAINER_ENV: the variables a launcher was given explicitly (llmb-run --env, a job
+    file's env) reach the container too, as NVIDIA's launch scripts pass them."""
+    extra = [knobs.env_name("LLMB_CONTAINER_ENV", n) for n in (env.get("LLMB_CONTAINER_ENV") or "").split(",") if n]
+    return names + tuple(n for n in dict.fromkeys(extra) if n not in names)
+
+
+def _profiling(env: Mapping[str, str]) -> dict[str, Any]:
+    """ENABLE_PROFILE, PROFILE_START/PROFILE_END and ENABLE_GPU_METRICS (NVIDIA's 25.12+ recipe profiling)."""
+    enabled = knobs.boolean("ENABLE_PROFILE", env["ENABLE_PROFILE"]) if _set(env, "ENABLE_PROFILE") else False
+    metrics = knobs.boolean("ENABLE_GPU_METRICS", env["ENABLE_GPU_METRICS"]) \
+        if _set(env, "ENABLE_GPU_METRICS") else False
+    start, end = _iteration("PROFILE_START", env, 0), _iteration("PROFILE_END", env, 1)
+    if enabled and end <= start:
+        raise ValidationError(f"PROFILE_END={end} must be greater than PROFILE_START={start}: the profiled iteration "
+                              f"window would be empty")
+    return {"nsys_profile": enabled, "profile_start": start, "profile_end": end, "gpu_metrics": metrics}
+
+
+def _iteration(var: str, env: Mapping[str, str], default: int) -> int:
+    if not _set(env, var):
+        return default
+    return 0 if env[var].strip() == "0" else knobs.positive_int(var, env[var])
+
 
 
 def check_spec(spec: RunSpec) -> None:
