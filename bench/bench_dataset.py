@@ -121,7 +121,8 @@ def child(kind: str, args: dict) -> None:
 def _wait(argv: list[str]) -> tuple[float, float, float, bytes]:
     """(wall seconds, CPU seconds, peak RSS in MB, stdout) of one fresh process, start to exit."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # with bytecode caches
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=dict(env, PYTHONPATH=str(ROOT)))
     assert proc.stdout is not None
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)

@@ -44,6 +44,7 @@ def write_records(install: Path, start: int, stop: int) -> None:
 
 def time_list(install: Path, runs: int) -> tuple[float, int]:
     env = dict(os.environ, LLMB_INSTALL=str(install), PYTHONPATH=str(ROOT))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed code runs: with bytecode caches
     argv = [sys.executable, "-m", "llmb_plugin_deepseek_r1.host.cli", "jobs", "list", "--json"]
     times, rows = [], 0
     for _ in range(runs):

@@ -41,6 +41,7 @@ def template_documents(install: Path) -> list[tuple[Path, dict]]:
 def time_results(install: Path, runs: int) -> tuple[float, int]:
     env = dict(os.environ, LLMB_INSTALL=str(install), PYTHONPATH=str(ROOT),
                LLMB_RESULTS_CACHE=str(install.parent / "results-cache"))  # not the user's ~/.cache
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed code runs: with bytecode caches
     argv = [sys.executable, "-m", "llmb_plugin_deepseek_r1.host.cli", "results", "--json"]
     times, rows = [], 0
     for _ in range(runs):

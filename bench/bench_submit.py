@@ -44,6 +44,7 @@ def submit(points: int, tmp: Path) -> tuple[float, int, dict[str, int], list[str
                PYTHONPATH=str(ROOT), USE_CASES=USE_CASES, MAX_BATCH_SIZE=batch_sizes, MAX_NUM_TOKENS="9000",
                SBATCH_ACCOUNT="llmb", CONTAINER_RUNTIME="none", SBATCH_GPUS_PER_NODE="4",
                SBATCH_PARTITION="cpu")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed code runs: with bytecode caches
     argv = [sys.executable, "-m", "llmb_plugin_deepseek_r1.host.cli", "single", "-w", "inference_deepseek-r1",
             "-s", "671b", "--dtype", "nvfp4", "--scale", "4", "--json", "--no-preflight"]
     start = time.perf_counter()

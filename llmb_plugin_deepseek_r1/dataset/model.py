@@ -12,16 +12,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .limits import MAX_REQUESTS, MAX_TOKENS, MAX_VOCAB_SIZE  # noqa: F401 - part of this module's API
+
 #: Bump when the bytes written for the same request change (separators, sampling rule, RNG): existing
 #: datasets then no longer match their request and are regenerated instead of silently mixed.
 FORMAT_VERSION = 1
 FORMAT_NAME = "trtllm-bench-jsonl"
 DEFAULT_SEED = 420
-#: Token ids are pre-encoded as 8-byte words (up to 7 digits plus a separator), hence this limit.
-MAX_VOCAB_SIZE = 10_000_000
-#: Far beyond any model's context, and short enough for the writer's fixed-width line framing.
-MAX_TOKENS = 100_000_000
-MAX_REQUESTS = 1_000_000_000_000
 
 
 class DatasetError(ValueError):

@@ -42,7 +42,7 @@ def _from(sources: Mapping[str, Any], key: str) -> str:
 
 def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
     """What `--dry-run` prints: per job its Slurm parameters, container and every use case in full."""
-    import yaml
+    from llmb_plugin_deepseek_r1.yaml_io import safe_dump
 
     out = [f"Dry run: {request.workload} {request.model_size} {request.dtype} scale {request.scale} "
            f"on {request.gpu_type}: {len(plans)} job(s); nothing is submitted."]
@@ -72,7 +72,7 @@ def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
                 if isinstance(value, (list, tuple)):
                     out.append(f"    {key}: {shlex.join(str(v) for v in value)}")
                 elif isinstance(value, Mapping):
-                    body = yaml.safe_dump(dict(value), sort_keys=False, default_flow_style=None, width=110).rstrip()
+                    body = safe_dump(dict(value), sort_keys=False, default_flow_style=None, width=110).rstrip()
                     out.append(f"    {key}:" + _from(sources, key))
                     out.extend("      " + line for line in body.splitlines())
                 else:

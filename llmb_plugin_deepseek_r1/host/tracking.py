@@ -87,25 +87,26 @@ def _record_problem(record: Any) -> str | None:
     return None
 
 
-def _record_files(install_dir: Path) -> list[Path]:
-    """Submission record files under ``install_dir``, in path order (one listing per workload, no glob)."""
-    root = install_dir / "workloads"
+def _record_files(install_dir: Path) -> list[str]:
+    """Submission record files under ``install_dir``, in path order (one listing per workload, no glob; plain
+    strings: Path objects for thousands of records cost more than reading them)."""
+    root = os.path.join(install_dir, "workloads")
     try:
         workloads = sorted(e.name for e in os.scandir(root) if not e.name.startswith(".") and e.is_dir())
     except OSError:
         return []
     files = []
     for workload in workloads:
-        folder = root / workload / records.SUBMITTED_DIR
+        folder = os.path.join(root, workload, records.SUBMITTED_DIR)
         try:
             names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".json") and e.name[0] != ".")
         except OSError:
             continue
-        files += [folder / name for name in names]
+        files += [os.path.join(folder, name) for name in names]
     return files
 
 
-def _read_records(files: list[Path]) -> Iterator[dict[str, Any]]:
+def _read_records(files: list[str]) -> Iterator[dict[str, Any]]:
     """The readable records of ``files``; a corrupt one is skipped with a one-line warning naming it."""
     for path in files:
         try:
@@ -139,7 +140,7 @@ def list_jobs(install_dir: Path) -> list[tuple[dict[str, Any], str, str]]:
     if not files:
         return []
     with ThreadPoolExecutor(1) as pool:
-        asked = pool.submit(slurm.job_states, [path.name[: -len(".json")] for path in files])
+        asked = pool.submit(slurm.job_states, [os.path.basename(path)[: -len(".json")] for path in files])
         recs = list(_read_records(files))
         known = asked.result()
     status_names: dict[str, set[str]] = {}
@@ -151,7 +152,7 @@ def list_jobs(install_dir: Path) -> list[tuple[dict[str, Any], str, str]]:
                 status_names[record["workload"]] = set(os.listdir(wdir / records.STATUS_DIR))
             except OSError:
                 status_names[record["workload"]] = set()
-        if f"{record['job_id']}.json" not in status_names[record["workload"]]:
+        if f"{record['job_id']}.json" not in status_names[record["workload"]]:  # read_status checks the name
             return None
         return records.read_status(wdir, record["job_id"])
 

@@ -1,10 +1,10 @@
 """Upper bounds on every count and size a user gives this recipe, checked at submit time with the same limits
-the job uses (the dataset step's ISL/OSL/request limits come from dataset.model), so a value that would fail
+the job uses (the dataset step's ISL/OSL/request limits come from dataset.limits), so a value that would fail
 inside the job, after the GPUs are allocated, is refused by the dry run."""
 
 from __future__ import annotations
 
-from llmb_plugin_deepseek_r1.dataset.model import MAX_REQUESTS, MAX_TOKENS
+from llmb_plugin_deepseek_r1.dataset.limits import MAX_REQUESTS, MAX_TOKENS
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
 
 # The job's dataset step refuses beyond these (dataset.model.DatasetRequest).

@@ -83,7 +83,7 @@ def build_table(runs: Sequence[Mapping[str, Any]], *, individual: bool = False) 
     """One row per run, or per setting with several VALID runs (n, mean, std, min, max); sorted for reading."""
     import pandas as pd
 
-    frame = pd.DataFrame([dict(r) for r in runs])
+    frame = pd.DataFrame(list(runs))  # DataFrame copies the values; the dicts are left as they are
     if frame.empty:
         return frame
     frame["n"] = 1
