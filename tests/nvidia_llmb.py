@@ -51,6 +51,16 @@ def nvidia_llmb_run(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+def workload_venv(install: Path) -> Path:
+    """The workload's venv as the installer leaves it ($LLMB_INSTALL/venvs/...): here bin/python3 is this test
+    run's interpreter, so jobs import this checkout."""
+    venv = install / "venvs" / f"{WORKLOAD}_venv"
+    (venv / "bin").mkdir(parents=True, exist_ok=True)
+    if not (venv / "bin" / "python3").exists():
+        (venv / "bin" / "python3").symlink_to(sys.executable)
+    return venv
+
+
 def cluster_config(install: Path, schema: int, *, environment: dict[str, Any] | None = None,
                    installed: list[str] | None = None, venv: str | None = None, account: str = "llmb",
                    gpu_partition: str = "debug", gres: int | None = 4, cpu_partition: str = "cpu") -> Path:
@@ -67,7 +77,8 @@ def cluster_config(install: Path, schema: int, *, environment: dict[str, Any] | 
                           "cpu": {"partition": cpu_partition, "gres": None}}}
     data["environment"] = dict(environment or {})
     data["workloads"] = {"installed": installed if installed is not None else [WORKLOAD],
-                         "config": {WORKLOAD: {"venv_path": venv or sys.prefix, "venv_type": "venv"}}}
+                         "config": {WORKLOAD: {"venv_path": venv or str(workload_venv(install)),
+                                               "venv_type": "venv"}}}
     path = install / "cluster_config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     (install / "workloads" / WORKLOAD).mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conftest import LLMB_RUN
 from jobkit import make_model_dir
@@ -89,7 +90,13 @@ def test_nvidia_llmb_run_1_15_submit_runs_the_recipe_like_our_own_runs(slurm_clu
     assert layout(install, job_id) == layout(install, ours)
     ours_link = install / "workloads" / WORKLOAD / f"slurm-{ours}.out"  # our Slurm log where NVIDIA's is
     assert ours_link.is_symlink() and f"chat job {ours}: VALID" in ours_link.read_text()
-    assert (result_dir(install) / f"llmb-config_{ours}.yaml").is_file()
+    config = yaml.safe_load((result_dir(install) / f"llmb-config_{ours}.yaml").read_text())
+    assert list(config) == ["job_info", "workload_info", "model_info", "cluster_info", "container_info", "job_config"]
+    assert config["job_info"]["job_id"] == ours and config["cluster_info"]["slurm_gpu_partition"] == "debug"
+    # Our job ran with the workload's venv (cluster_config.yaml workloads.config.<key>.venv_path) too.
+    [script] = (install / "workloads" / WORKLOAD / "experiments" / ".llmb" / "submitit").glob(
+        f"{ours}/{ours}_submission.sh")
+    assert f"{install}/venvs/{WORKLOAD}_venv/bin/python3 -u -m submitit" in script.read_text()
 
 
 def test_nvidia_llmb_run_1_2_single_runs_the_recipe(slurm_cluster, nvidia_llmb_run, tmp_path):

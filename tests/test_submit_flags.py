@@ -4,6 +4,7 @@ accepted with its meaning, or refused with a one-line reason and exit 1. Dry run
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,23 @@ def test_global_verbose_before_the_command_says_where_settings_came_from(submit,
     assert "gpu type: gb200 (from cluster_config.yaml gpu_type)" in err
 
 
+def test_the_workloads_venv_runs_the_job(submit, tmp_path):
+    """workloads.config.<key>.venv_path (the installer's venv) is the job's Python; a venv without python3 is a
+    one-line configuration error."""
+    venv = tmp_path / "venv"
+    data = yaml.safe_load(Path("cluster_config.yaml").read_text())
+    data["workloads"]["config"] = {W: {"venv_path": str(venv), "venv_type": "uv"}}
+    Path("cluster_config.yaml").write_text(yaml.safe_dump(data))
+    code, out, err = submit(*TASK)
+    assert code == 1 and f"workloads.config.{W}.venv_path {venv} has no bin/python3" in err
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python3").symlink_to(sys.executable)
+    code, out, err = submit(*TASK)
+    assert code == 0, err
+    assert json.loads(out)["python"] == {"path": str(venv / "bin" / "python3"),
+                                         "source": f"cluster_config.yaml workloads.config.{W}.venv_path"}
+
+
 def test_version_and_jobs_without_action(run_cli):
     code, out, _ = run_cli("--version")
     assert code == 0 and out.startswith("llmb-run ") and "1.15" in out
@@ -163,3 +181,30 @@ def test_single_keeps_the_25_07_spelling(run_cli, monkeypatch):
     code, out, err = run_cli("single", *TASK[:6], "--scale", "4", "-p", "-d", "--json")
     assert code == 0, err
     assert json.loads(out)["environment"]["ENABLE_PROFILE"]["value"] == "true"
+
+
+def test_gpus_per_node_is_honoured(submit, monkeypatch):
+    """NVIDIA's launchers read GPUS_PER_NODE in place of the GPU type's count; so does the plan."""
+    monkeypatch.setenv("GPUS_PER_NODE", "2")
+    code, _, err = submit(*TASK)
+    assert code == 1 and "scale 4 needs 2 nodes of 2 gb200 GPUs" in err  # multi-node: not supported yet
+    monkeypatch.setenv("GPUS_PER_NODE", "8")
+    code, out, err = submit(*TASK)
+    assert code == 0, err
+    slurm = jobs_of(out)[0]["slurm"]
+    assert (slurm["nodes"], slurm["ntasks_per_node"]) == (1, 4)
+
+
+def test_explicit_env_reaches_the_container(tmp_path):
+    """--env keys are listed in LLMB_CONTAINER_ENV (NVIDIA's contract), and the job passes them into the container,
+    a secret included: naming it on the command line is asking for it."""
+    from jobkit import job_environ, specs_for
+    from llmb_plugin_deepseek_r1.job.run import benchmark_environment
+    from llmb_plugin_deepseek_r1.planning.runtime import container_environment
+
+    environ = job_environ(tmp_path, HF_TOKEN="hf_abcdef123456", MY_SETTING="1", OTHER="x",
+                         LLMB_CONTAINER_ENV="HF_TOKEN,MY_SETTING")
+    [spec] = specs_for(environ)
+    assert set(spec.container_env) >= {"HF_TOKEN", "MY_SETTING"}
+    passed = container_environment(benchmark_environment(environ, spec.container_env), spec.container_env)
+    assert passed["HF_TOKEN"] == "hf_abcdef123456" and passed["MY_SETTING"] == "1" and "OTHER" not in passed

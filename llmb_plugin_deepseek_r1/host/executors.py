@@ -99,13 +99,14 @@ def _local_class() -> type:
     return EnvLocalExecutor
 
 
-def make_executor(kind: str, folder: Path, env: Mapping[str, str]) -> Any:
-    """A submitit executor of ``kind`` ("slurm" or "local") whose jobs get exactly ``env``."""
+def make_executor(kind: str, folder: Path, env: Mapping[str, str], python: str | None = None) -> Any:
+    """A submitit executor of ``kind`` ("slurm" or "local") whose jobs get exactly ``env`` and run ``python``
+    (default: this interpreter; cluster_config.yaml's ``workloads.config.<key>.venv_path`` names another)."""
     from .safety import interpreter
 
     if kind not in _CLASSES:
         _CLASSES[kind] = _slurm_class() if kind == "slurm" else _local_class()
-    python = interpreter(sys.executable)  # quoted in the batch script: a venv path may hold spaces or `$(`
+    python = interpreter(python or sys.executable)  # quoted in the batch script: a path may hold spaces or `$(`
     if kind == "slurm":
         executor = _CLASSES[kind](folder=folder / "%j", python=python)
         executor.sbatch_env = dict(env)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Mapping
 from .cluster import DERIVED, SHELL, HostContext, check_installed, resolve_context
 from .contract import JobPlan, RunRequest, is_secret_name
 from . import errors, records, safety
-from .errors import ValidationError
+from .errors import ConfigError, ValidationError
 from .render import REDACTED, plans_document, plans_text, scrub
 from .tasks import (SubmitRequest, Task, check_combination, check_no_additional_params, parse_env_flags,
                     parse_job_file, slurm_parameters, tasks_from_flags)
@@ -35,6 +36,7 @@ class Prepared:
     context: HostContext
     sources: Mapping[str, str]
     overrides: Mapping[str, str]
+    python: str | None = None  # the job's interpreter when cluster_config.yaml names the workload's venv
 
 
 def select_tasks(args: argparse.Namespace, registry: Any, base: HostContext) -> list[Task]:
@@ -80,6 +82,19 @@ def job_environment(context: HostContext, task: Task, explicit: list[str], dump_
     return env, sources
 
 
+def job_python(context: HostContext, workload: str) -> str | None:
+    """``workloads.config.<key>.venv_path``/bin/python3 when cluster_config.yaml names the workload's venv (the
+    installer's), checked on this node (shared storage); None: this interpreter runs the job."""
+    venv = context.cluster.workload(workload).venv_path
+    if not venv:
+        return None
+    python = Path(os.path.expanduser(venv)) / "bin" / "python3"
+    if not os.access(python, os.X_OK):
+        raise ConfigError(f"{context.cluster.path}: workloads.config.{workload}.venv_path {venv} has no "
+                          f"bin/python3: fix the path, or re-run the installer for {workload}")
+    return str(python)
+
+
 def _with_experiment_dir(plan: JobPlan) -> JobPlan:
     """LLMB_EXPERIMENT_DIR: the job's first use case's result folder (where llmb-config_<jobid>.yaml goes)."""
     result_dir = plan.use_cases[0].get("result_dir") if plan.use_cases else None
@@ -108,7 +123,8 @@ def prepare(task: Task, repeats: int, args: argparse.Namespace, registry: Any, e
     plans = [_with_experiment_dir(p) for p in plans]
     if any("LLMB_EXPERIMENT_DIR" in p.env for p in plans):
         sources["LLMB_EXPERIMENT_DIR"] = DERIVED
-    return Prepared(task, repeats, workload, request, plans, context, sources, overrides)
+    return Prepared(task, repeats, workload, request, plans, context, sources, overrides,
+                    job_python(context, workload.key))
 
 
 def environment_document(item: Prepared) -> dict[str, dict[str, str]]:
@@ -125,6 +141,12 @@ def environment_document(item: Prepared) -> dict[str, dict[str, str]]:
             continue
         doc[name] = {"value": REDACTED if is_secret_name(name) else value, "source": item.sources.get(name, SHELL)}
     return doc
+
+
+def _python_document(item: Prepared) -> dict[str, str]:
+    if item.python:
+        return {"path": item.python, "source": f"cluster_config.yaml workloads.config.{item.workload.key}.venv_path"}
+    return {"path": sys.executable, "source": "this llmb-run's interpreter"}
 
 
 def _print_provenance(item: Prepared) -> None:
@@ -170,6 +192,7 @@ def print_dry_run(prepared: list[Prepared], as_json: bool) -> int:
             doc = plans_document(item.request, item.plans)
             doc["task"] = item.task.label().rstrip()
             doc["environment"] = environment_document(item)
+            doc["python"] = _python_document(item)
             docs.append(doc)
         text = json.dumps(docs[0] if len(docs) == 1 else {"tasks": docs}, indent=2)
         print(scrub(text, prepared[0].request.env))
@@ -180,6 +203,8 @@ def print_dry_run(prepared: list[Prepared], as_json: bool) -> int:
     for item in prepared:
         print()
         print(plans_text(item.request, item.plans))
+        python = _python_document(item)
+        print(f"  job python: {python['path']}  <- {python['source']}")
         print("  environment (value <- source):")
         for name, entry in environment_document(item).items():
             print(scrub(f"    {name}={entry['value']}  <- {entry['source']}", item.request.env))
@@ -210,7 +235,7 @@ def submit_prepared(prepared: list[Prepared], args: argparse.Namespace) -> int:
     outcomes: list[dict[str, Any]] = []
     job_ids: list[str] = []
     for item in prepared:
-        executor, submitted = submit_recorded(item.request, item.plans, args.executor, sys.argv[1:])
+        executor, submitted = submit_recorded(item.request, item.plans, args.executor, sys.argv[1:], item.python)
         wdir = records.workload_dir(item.request.install_dir, item.request.workload)
         jobs = []
         for s in submitted:

@@ -157,14 +157,14 @@ def _retarget_tasks(jobs: Sequence[Any], plans: Sequence[JobPlan], array_time: i
     return warnings
 
 
-def submit_plans(plans: Sequence[JobPlan], request: RunRequest, executor_name: str) -> tuple[list[Submitted],
-                                                                                           list[str]]:
+def submit_plans(plans: Sequence[JobPlan], request: RunRequest, executor_name: str,
+                 python: str | None = None) -> tuple[list[Submitted], list[str]]:
     """Submit every plan of a request; returns the submitted jobs (in plan order) and warnings."""
-    return submit_jobs(plans, records.workload_dir(request.install_dir, request.workload), executor_name)
+    return submit_jobs(plans, records.workload_dir(request.install_dir, request.workload), executor_name, python)
 
 
-def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str) -> tuple[list[Submitted],
-                                                                                           list[str]]:
+def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str,
+                python: str | None = None) -> tuple[list[Submitted], list[str]]:
     """Submit plans of one workload (benchmark jobs, the setup job); each group of alike plans is one array.
 
     Each job gets exactly its plan's environment (given to sbatch or the local controller, never swapped into
@@ -183,7 +183,7 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
             if executor_name == "local":  # ids unique across machines and PID namespaces; a folder per group
                 token = local_jobs.new_token()
                 env[local_jobs.TOKEN_VAR], where = token, folder / f"local-{token}"
-            executor = make_executor(executor_name, where, env)
+            executor = make_executor(executor_name, where, env, python)
             if executor_name == "slurm":
                 params = slurm_parameters(group_plans)
                 executor.update_parameters(**params)
@@ -262,10 +262,10 @@ def record_jobs(wdir: Path, submitted: Sequence[Submitted], common: Mapping[str,
 
 
 def submit_recorded(request: RunRequest, plans: list[JobPlan], executor_arg: str | None,
-                    argv: Sequence[str]) -> tuple[str, list[Submitted]]:
+                    argv: Sequence[str], python: str | None = None) -> tuple[str, list[Submitted]]:
     """Submit, write the records `llmb-run jobs` reads, print warnings; (executor, submitted jobs)."""
     executor = choose_executor(executor_arg, request.env)
-    submitted, warnings = submit_plans(plans, request, executor)
+    submitted, warnings = submit_plans(plans, request, executor, python)
     write_records(submitted, request, argv)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
