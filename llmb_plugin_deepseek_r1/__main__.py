@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate-dataset": ("llmb_plugin_deepseek_r1.dataset.cli", "check an existing trtllm-bench dataset"),
     "parse-log": ("llmb_plugin_deepseek_r1.report.cli", "parse a trtllm-bench output file"),
     "launch": ("llmb_plugin_deepseek_r1.job.launch", "run the benchmark job body for $USE_CASES (launch.sh)"),
+    "node-check": ("llmb_plugin_deepseek_r1.job.nodes", "what this node sees (GPUs, model, dataset), one JSON line"),
     "setup": ("llmb_plugin_deepseek_r1.setup.steps", "prepare weights, image and datasets (setup.sh)"),
     "results": ("llmb_plugin_deepseek_r1.results.cli", "one table of all runs, compared with references"),
     "archive": ("llmb_plugin_deepseek_r1.results.cli", "pack experiments (logs, results, YAML) into one file"),

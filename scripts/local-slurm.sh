@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# local-slurm.sh: a real single-node Slurm cluster (Debian slurm-wlm) for integration tests and CI.
+# local-slurm.sh: a real Slurm cluster of one or more nodes on this machine (Debian slurm-wlm) for integration
+# tests and CI.
 #
-# Why: the plugin's Slurm path (sbatch, GRES GPUs, accounts, sacct states, cancel, time limits) is only worth
-# testing against the real thing. This script installs Debian's packages, configures one node that pretends
-# to have 4 GPUs, and runs munged, MariaDB, slurmdbd, slurmctld and slurmd by hand (no systemd needed), as root.
+# Why: the plugin's Slurm path (sbatch, GRES GPUs, accounts, sacct states, cancel, time limits, jobs spanning
+# nodes) is only worth testing against the real thing. This script installs Debian's packages, configures
+# LLMB_SLURM_NODES nodes (default 2) that each pretend to have LLMB_SLURM_GPUS GPUs (default 8), and runs munged,
+# MariaDB, slurmdbd, slurmctld and one `slurmd -N <node>` per node by hand (no systemd needed), as root.
+# Debian's slurmd is built with multiple-slurmd support: several slurmd on one host form a real multi-node
+# cluster, each node with its own Port= and TmpFS (PMIx creates a per-job folder there; libpmix-dev provides
+# the PMIx library that `srun --mpi=pmix` loads).
 #
 # Usage (from the repository root, as root):
 #   bash scripts/local-slurm.sh install   apt-get install the packages (update once, skip what is installed)
@@ -14,37 +19,67 @@
 #   bash scripts/local-slurm.sh status    one line per daemon; exit 0 all up, 3 all down, 1 partly up
 #   bash scripts/local-slurm.sh env       shell lines to eval: SLURM_CONF and the cluster's names
 #
-# What you get: cluster `llmb`, one node (this host's short name, address 127.0.0.1) with Gres=gpu:4 backed by
-# four symlinks to /dev/null (jobs see CUDA_VISIBLE_DEVICES=0,1,2,3), partitions `debug` (default, the GPU
-# partition) and `cpu` on the same node, accounting through slurmdbd + MariaDB (sacct works), and an account
-# `llmb` that root belongs to (associations are enforced, so --account=llmb is checked for real).
-# The node advertises max(real CPUs, LLMB_SLURM_CPUS or 8) CPUs (SlurmdParameters=config_overrides), so jobs
-# shaped like a GB200 node (--ntasks-per-node=4 --exclusive) schedule on a 2-core CI machine.
+# What you get: cluster `llmb`, nodes n1..nN (address 127.0.0.1, one slurmd each) with Gres=gpu:G backed by
+# G symlinks to /dev/null per node (a job asking --gpus-per-node=4 sees CUDA_VISIBLE_DEVICES=0,1,2,3),
+# partitions `debug` (default, the GPU partition) and `cpu` on all nodes, accounting through slurmdbd + MariaDB
+# (sacct works), and an account `llmb` that root belongs to (associations are enforced, so --account=llmb is
+# checked for real). Each node advertises max(real CPUs, LLMB_SLURM_CPUS or 8) CPUs
+# (SlurmdParameters=config_overrides), so jobs shaped like an 8-GPU node (--ntasks-per-node=8 --exclusive)
+# schedule on a 2-core CI machine.
+#
+# Settings (environment; a second cluster beside the default one needs its own state dir, ports and name):
+#   LLMB_SLURM_STATE=/var/lib/llmb-local-slurm   LLMB_SLURM_CLUSTER=llmb   LLMB_SLURM_NODES=2   LLMB_SLURM_GPUS=8
+#   LLMB_SLURM_CTLD_PORT=6817   LLMB_SLURM_DBD_PORT=6819   LLMB_SLURM_SLURMD_PORT=6821 (node i: +i-1)
+#   LLMB_SLURM_DB_PORT=3307 (MariaDB)   LLMB_SLURM_CPUS=8 (CPUs each node advertises at least)
+# The settings are recorded in the state dir at the first start; later commands on that state dir read them
+# back unless set again, so `stop`/`status`/`env` need only LLMB_SLURM_STATE.
 #
 # Everything lives in the state dir, ${LLMB_SLURM_STATE:-/var/lib/llmb-local-slurm}:
 #   etc/      slurm.conf, gres.conf, slurmdbd.conf (0600), db.secret (0600), cluster.env (what `env` prints)
 #   dev/      nvidia0..3, the fake GPU device files (symlinks to /dev/null)
 #   munge/    munge.key (0400, munge), seed and munged.log;  run/munge/ its socket and pid file
 #   mysql/    the MariaDB data directory (port LLMB_SLURM_DB_PORT or 3307 on 127.0.0.1);  run/mysqld/ socket
-#   slurmctld/ StateSaveLocation;  slurmd/ SlurmdSpoolDir;  run/ daemon pid files;  log/ daemon logs
+#   slurmctld/ StateSaveLocation;  slurmd/<node>/ SlurmdSpoolDir;  tmp/<node>/ TmpFS;  run/ pid files;  log/ logs
+#   settings  the settings above, as first started (sourced by later commands)
 #   pids/     "pid starttime" of each daemon this script started: the only processes `stop` will signal
 #   lock      flock(1) lock so two concurrent invocations do not race
 # /etc/slurm/slurm.conf is made a symlink to etc/slurm.conf when it does not exist (or already is that link),
 # so plain `sinfo`/`sbatch` work; an existing foreign slurm.conf is left alone: then `eval "$(... env)"`.
-# Slurm ports are the defaults (6817 slurmctld, 6818 slurmd, 6819 slurmdbd).
 set -euo pipefail
 
 STATE=${LLMB_SLURM_STATE:-/var/lib/llmb-local-slurm}
+SETTINGS_NAMES=(LLMB_SLURM_CLUSTER LLMB_SLURM_NODES LLMB_SLURM_GPUS LLMB_SLURM_CTLD_PORT LLMB_SLURM_DBD_PORT
+    LLMB_SLURM_SLURMD_PORT LLMB_SLURM_DB_PORT LLMB_SLURM_CPUS)
+# What this state dir was first started with, unless set again now (the caller's environment wins).
+if [ -f "$STATE/settings" ]; then
+    while IFS='=' read -r key value; do
+        case " ${SETTINGS_NAMES[*]} " in *" $key "*) [ -n "${!key:-}" ] || printf -v "$key" %s "$value" ;; esac
+    done <"$STATE/settings"
+fi
+CLUSTER=${LLMB_SLURM_CLUSTER:-llmb}
+NODES=${LLMB_SLURM_NODES:-2}
+GPUS=${LLMB_SLURM_GPUS:-8}
+CTLD_PORT=${LLMB_SLURM_CTLD_PORT:-6817}
+DBD_PORT=${LLMB_SLURM_DBD_PORT:-6819}
+SLURMD_PORT=${LLMB_SLURM_SLURMD_PORT:-6821}
 DB_PORT=${LLMB_SLURM_DB_PORT:-3307}
 MIN_CPUS=${LLMB_SLURM_CPUS:-8}
-CLUSTER=llmb
 ACCOUNT=llmb
 GPU_PARTITION=debug
 CPU_PARTITION=cpu
-GPUS=4
-PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server mariadb-client)
-DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order; stop goes in reverse
+PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server mariadb-client libpmix-dev)
 WAIT_S=${LLMB_SLURM_WAIT_S:-60}
+
+for v in NODES GPUS CTLD_PORT DBD_PORT SLURMD_PORT DB_PORT MIN_CPUS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "local-slurm: LLMB_SLURM_$v=${!v}: expected a positive integer" >&2; exit 2; }
+done
+[[ $CLUSTER =~ ^[a-z][a-z0-9_]*$ ]] ||
+    { echo "local-slurm: LLMB_SLURM_CLUSTER=$CLUSTER: expected lower-case letters, digits, _" >&2; exit 2; }
+NODE_NAMES=()
+for ((i = 1; i <= NODES; i++)); do NODE_NAMES+=("n$i"); done
+NODE_RANGE=$([ "$NODES" -eq 1 ] && echo n1 || echo "n[1-$NODES]")
+DAEMONS=(munged mariadbd slurmdbd slurmctld)   # start order; stop goes in reverse
+for n in "${NODE_NAMES[@]}"; do DAEMONS+=("slurmd-$n"); done
 
 ETC=$STATE/etc RUN=$STATE/run PIDS=$STATE/pids LOG=$STATE/log
 MUNGE_DIR=$STATE/munge MUNGE_RUN=$RUN/munge MUNGE_SOCKET=$RUN/munge/munge.socket
@@ -151,7 +186,12 @@ configure() {
     for p in slurmd slurmctld slurmdbd munged mariadbd; do
         command -v "$p" >/dev/null || die "$p not found: run 'bash scripts/local-slurm.sh install' first"
     done
-    mkdir -p "$ETC" "$RUN" "$PIDS" "$LOG" "$STATE/dev" "$STATE/slurmctld" "$STATE/slurmd"
+    mkdir -p "$ETC" "$RUN" "$PIDS" "$LOG" "$STATE/dev" "$STATE/slurmctld" "$STATE/slurmd" "$STATE/tmp"
+    local n
+    for n in "${NODE_NAMES[@]}"; do mkdir -p "$STATE/dev/$n" "$STATE/slurmd/$n" "$STATE/tmp/$n"; done
+    printf '%s\n' "LLMB_SLURM_CLUSTER=$CLUSTER" "LLMB_SLURM_NODES=$NODES" "LLMB_SLURM_GPUS=$GPUS" \
+        "LLMB_SLURM_CTLD_PORT=$CTLD_PORT" "LLMB_SLURM_DBD_PORT=$DBD_PORT" "LLMB_SLURM_SLURMD_PORT=$SLURMD_PORT" \
+        "LLMB_SLURM_DB_PORT=$DB_PORT" "LLMB_SLURM_CPUS=$MIN_CPUS" | put "$STATE/settings" 644 >/dev/null
     chmod 755 "$STATE" "$RUN"
     install -d -o munge -g munge -m 700 "$MUNGE_DIR"
     install -d -o munge -g munge -m 755 "$MUNGE_RUN"
@@ -165,40 +205,52 @@ configure() {
         (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$ETC/db.secret.tmp")
         mv -f "$ETC/db.secret.tmp" "$ETC/db.secret"
     fi
-    local i files=()
-    for i in $(seq 0 $((GPUS - 1))); do
-        ln -sfn /dev/null "$STATE/dev/nvidia$i"
-        files+=("$STATE/dev/nvidia$i")
+    local i gres_lines=""
+    for n in "${NODE_NAMES[@]}"; do
+        local files=()
+        for i in $(seq 0 $((GPUS - 1))); do
+            ln -sfn /dev/null "$STATE/dev/$n/nvidia$i"
+            files+=("$STATE/dev/$n/nvidia$i")
+        done
+        gres_lines+="NodeName=$n Name=gpu File=$(IFS=,; echo "${files[*]}")"$'\n'
     done
 
     # The node as slurmd sees it: "NodeName=vm CPUs=2 ... RealMemory=24105".
-    local hw node cpus mem
+    local hw host cpus mem
     hw=$(slurmd -C | head -n 1)
-    node=$(sed -n 's/.*NodeName=\([^ ]*\).*/\1/p' <<<"$hw")
+    host=$(sed -n 's/.*NodeName=\([^ ]*\).*/\1/p' <<<"$hw")
     cpus=$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$hw")
     mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$hw")
-    [ -n "$node" ] && [ -n "$cpus" ] && [ -n "$mem" ] || die "cannot parse 'slurmd -C' output: $hw"
-    [[ $MIN_CPUS =~ ^[1-9][0-9]*$ ]] || die "LLMB_SLURM_CPUS=$MIN_CPUS: expected a positive integer"
+    [ -n "$host" ] && [ -n "$cpus" ] && [ -n "$mem" ] || die "cannot parse 'slurmd -C' output: $hw"
     [ "$cpus" -ge "$MIN_CPUS" ] || cpus=$MIN_CPUS
     mem=$((mem * 95 / 100))               # a little less than reported, or the node drains on low memory
     local defmem=$((mem / cpus)); [ $defmem -le 1024 ] || defmem=1024
+    local node_lines=""
+    for i in "${!NODE_NAMES[@]}"; do   # every node is this host, told apart by its slurmd port
+        node_lines+="NodeName=${NODE_NAMES[i]} NodeAddr=127.0.0.1 NodeHostname=$host Port=$((SLURMD_PORT + i))"
+        node_lines+=" CPUs=$cpus Boards=1 SocketsPerBoard=1 CoresPerSocket=$cpus ThreadsPerCore=1"
+        node_lines+=" RealMemory=$mem Gres=gpu:$GPUS State=UNKNOWN"$'\n'
+    done
 
     local changed=""
     changed+=$(put "$ETC/slurm.conf" 644 <<EOF
 # Generated by scripts/local-slurm.sh; edits are overwritten on the next start.
 ClusterName=$CLUSTER
-SlurmctldHost=$node(127.0.0.1)
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCKET
 StateSaveLocation=$STATE/slurmctld
-SlurmdSpoolDir=$STATE/slurmd
+SlurmdSpoolDir=$STATE/slurmd/%n
+# Per node: PMIx creates a per-job folder in TmpFS, and two slurmd sharing one fail with "File exists".
+TmpFS=$STATE/tmp/%n
 SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
+SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
+SlurmdLogFile=$LOG/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 # No cgroups in this sandbox.
@@ -217,7 +269,7 @@ SchedulerParameters=batch_sched_delay=0
 GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
-AccountingStoragePort=6819
+AccountingStoragePort=$DBD_PORT
 # With slurmdbd this names the munge socket used to reach it (AuthInfo does not apply there).
 AccountingStoragePass=$MUNGE_SOCKET
 AccountingStorageTRES=gres/gpu
@@ -237,24 +289,23 @@ OverTimeLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=30
 UnkillableStepTimeout=30
-NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus Boards=1 SocketsPerBoard=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem Gres=gpu:$GPUS State=UNKNOWN
-PartitionName=$GPU_PARTITION Nodes=$node Default=YES MaxTime=INFINITE State=UP
-PartitionName=$CPU_PARTITION Nodes=$node MaxTime=INFINITE State=UP
+${node_lines}PartitionName=$GPU_PARTITION Nodes=$NODE_RANGE Default=YES MaxTime=INFINITE State=UP
+PartitionName=$CPU_PARTITION Nodes=$NODE_RANGE MaxTime=INFINITE State=UP
 EOF
 )
     changed+=$(put "$ETC/gres.conf" 644 <<EOF
-# Fake GPUs: four distinct character-device paths (symlinks to /dev/null).
+# Fake GPUs: distinct character-device paths per node (symlinks to /dev/null).
 AutoDetect=off
-NodeName=$node Name=gpu File=$(IFS=,; echo "${files[*]}")
+${gres_lines%$'\n'}
 EOF
 )
     changed+=$(put "$ETC/slurmdbd.conf" 600 <<EOF
 # Generated by scripts/local-slurm.sh; holds the database password, so 0600 and owned by SlurmUser (root).
 AuthType=auth/munge
 AuthInfo=socket=$MUNGE_SOCKET
-DbdHost=$node
+DbdHost=$host
 DbdAddr=127.0.0.1
-DbdPort=6819
+DbdPort=$DBD_PORT
 SlurmUser=root
 LogFile=$LOG/slurmdbd.log
 PidFile=$RUN/slurmdbd.pid
@@ -274,10 +325,11 @@ export LLMB_SLURM_CLUSTER=$CLUSTER
 export LLMB_SLURM_ACCOUNT=$ACCOUNT
 export LLMB_SLURM_GPU_PARTITION=$GPU_PARTITION
 export LLMB_SLURM_CPU_PARTITION=$CPU_PARTITION
-export LLMB_SLURM_NODE=$(printf %q "$node")
+export LLMB_SLURM_NODE=n1
+export LLMB_SLURM_NODES=$NODES
+export LLMB_SLURM_GPUS=$GPUS
 EOF
-    NODE=$node
-    if [ -n "$changed" ] && { alive slurmctld || alive slurmd || alive slurmdbd; }; then
+    if [ -n "$changed" ] && { alive slurmctld || alive slurmdbd || any_slurmd_alive; }; then
         say "warning: configuration changed while daemons run; 'stop' then 'start' to apply it"
     fi
     link_default_conf
@@ -300,8 +352,12 @@ munge_ok() { munge -n -S "$MUNGE_SOCKET" | unmunge -S "$MUNGE_SOCKET"; }
 db_ok() { mariadb-admin --no-defaults --socket="$MYSQL_SOCKET" -uroot status; }
 dbd_ok() { sacctmgr -n -P show cluster format=cluster; }
 ctld_ok() { scontrol ping | grep -q 'is UP'; }
-node_state() { sinfo -h -n "$NODE" -o %t 2>/dev/null | head -n 1; }
-node_ok() { case $(node_state) in idle | mix | alloc | comp) return 0 ;; *) return 1 ;; esac; }
+node_state() { sinfo -h -n "$1" -o %t 2>/dev/null | head -n 1; }
+node_ok() { case $(node_state "$1") in idle | mix | alloc | comp) return 0 ;; *) return 1 ;; esac; }
+all_nodes_ok() { local n; for n in "${NODE_NAMES[@]}"; do node_ok "$n" || return 1; done; }
+all_slurmd_alive() { local n; for n in "${NODE_NAMES[@]}"; do alive "slurmd-$n" || return 1; done; }
+any_slurmd_alive() { local n; for n in "${NODE_NAMES[@]}"; do alive "slurmd-$n" && return 0; done; return 1; }
+states() { local n out=""; for n in "${NODE_NAMES[@]}"; do out+=" $n=$(node_state "$n")"; done; echo "${out# }"; }
 
 start_munged() {
     launch munged setpriv --reuid=munge --regid=munge --init-groups munged -F \
@@ -351,8 +407,8 @@ cmd_start() {
     need_root
     local t0=$SECONDS started=""
     configure
-    if alive munged && alive mariadbd && alive slurmdbd && alive slurmctld && alive slurmd && node_ok; then
-        say "already running (node $NODE $(node_state))"
+    if alive munged && alive mariadbd && alive slurmdbd && alive slurmctld && all_slurmd_alive && all_nodes_ok; then
+        say "already running (cluster $CLUSTER: $(states))"
         return 0
     fi
     alive munged || { start_munged; started+=" munged"; }
@@ -369,18 +425,23 @@ cmd_start() {
         started+=" slurmctld"
     fi
     wait_for slurmctld "slurmctld to answer" ctld_ok
-    if ! alive slurmd; then
-        launch slurmd slurmd -D
-        started+=" slurmd"
-    fi
-    case $(node_state) in   # a drain left over from an earlier run (e.g. a step that would not die)
-    drain | drng | drained | draining)
-        say "resuming drained node $NODE: $(sinfo -h -R -n "$NODE" -o %E)"
-        scontrol update nodename="$NODE" state=resume || true
-        ;;
-    esac
-    wait_for slurmd "node $NODE to be idle" node_ok
-    say "started${started:- nothing new}; node $NODE $(node_state) after $((SECONDS - t0))s"
+    local n
+    for n in "${NODE_NAMES[@]}"; do
+        if ! alive "slurmd-$n"; then
+            launch "slurmd-$n" slurmd -D -N "$n"
+            started+=" slurmd-$n"
+        fi
+    done
+    for n in "${NODE_NAMES[@]}"; do
+        case $(node_state "$n") in   # a drain left over from an earlier run (e.g. a step that would not die)
+        drain | drng | drained | draining)
+            say "resuming drained node $n: $(sinfo -h -R -n "$n" -o %E)"
+            scontrol update nodename="$n" state=resume >/dev/null 2>&1 || true
+            ;;
+        esac
+        wait_for "slurmd-$n" "node $n to be idle" node_ok "$n"
+    done
+    say "started${started:- nothing new}; cluster $CLUSTER: $(states) after $((SECONDS - t0))s"
 }
 
 # ---------------------------------------------------------------- stop / status / env
@@ -394,8 +455,13 @@ cmd_stop() {
         deadline=$((SECONDS + 15))
         while [ -n "$(squeue -h -t R,CG -o %i 2>/dev/null)" ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
     fi
-    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-        name=${DAEMONS[i]}
+    local order=() f
+    for f in "$PIDS"/*; do   # daemons recorded under names this configuration no longer has (an old slurmd)
+        [ -f "$f" ] && [[ $f != *.tmp ]] || continue
+        case " ${DAEMONS[*]} " in *" ${f##*/} "*) ;; *) order+=("${f##*/}") ;; esac
+    done
+    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do order+=("${DAEMONS[i]}"); done
+    for name in "${order[@]}"; do
         [ -f "$PIDS/$name" ] || continue
         if alive "$name"; then
             read -r pid start <"$PIDS/$name"

@@ -92,7 +92,7 @@ LLMB_RUN = str(Path(sys.executable).parent / "llmb-run") \
     if (Path(sys.executable).parent / "llmb-run").exists() else "llmb-run"
 
 # The session-wide local Slurm fixture (skips with the reason when the cluster is not up).
-from slurm_cluster import slurm_cluster  # noqa: E402,F401
+from slurm_cluster import slurm_cluster, two_node_cluster  # noqa: E402,F401
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -22,7 +22,7 @@ def make_model_dir(path: Path, vocab_size: int = 5000, eos_id: int = 1) -> Path:
 def job_environ(install: Path, **extra: str) -> dict[str, str]:
     """A job's environment: stand-in on PATH, runtime none, small use case, weight check skipped unless asked."""
     env = python_env()
-    for var in [k for k in env if k.startswith(("SLURM_", "FAKE_TRTLLM_", "SUBMITIT_"))]:
+    for var in [k for k in env if k.startswith(("SLURM_", "FAKE_TRTLLM_", "SUBMITIT_")) and k != "SLURM_CONF"]:
         env.pop(var)
     env.update(LLMB_INSTALL=str(install), PATH=f"{FAKE_TRTLLM}{os.pathsep}{env.get('PATH', '')}",
                USE_CASES="chat:64/32", NUM_REQUESTS="20", CONTAINER_RUNTIME="none", WEIGHT_CHECK="skip",

@@ -119,13 +119,16 @@ def slurm_available() -> str | None:
 
 @dataclass(frozen=True)
 class SlurmCluster:
-    """What tests need to know about the running cluster."""
+    """What tests need to know about the running cluster. ``gpus_per_node`` is what GB200-shaped jobs ask for
+    (4); ``node_gpus`` what each node has (8 on the project's cluster, so 8-GPU H100 nodes fit too)."""
 
     node: str
     account: str = ACCOUNT
     gpu_partition: str = GPU_PARTITION
     cpu_partition: str = CPU_PARTITION
     gpus_per_node: int = GPUS_PER_NODE
+    nodes: tuple[str, ...] = ()
+    node_gpus: int = GPUS_PER_NODE
 
 
 @pytest.fixture(scope="session")
@@ -134,10 +137,21 @@ def slurm_cluster() -> SlurmCluster:
     reason = slurm_available()
     if reason is not None:
         pytest.skip(reason)
-    out = run_slurm("sinfo", "-h", "-N", "-p", GPU_PARTITION, "-o", "%N").stdout.split()
-    if not out:
+    rows = [line.split("|") for line in
+            run_slurm("sinfo", "-h", "-N", "-p", GPU_PARTITION, "-o", "%N|%G").stdout.split()]
+    if not rows:
         pytest.skip(f"Slurm partition {GPU_PARTITION!r} has no node")
-    return SlurmCluster(node=out[0])
+    return SlurmCluster(node=rows[0][0], nodes=tuple(n for n, _ in rows),
+                        node_gpus=min(gpu_count(g) for _, g in rows))
+
+
+@pytest.fixture(scope="session")
+def two_node_cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
+    """The local cluster when it has two nodes of 8 GPUs (scripts/local-slurm.sh's default), else a skip."""
+    if len(slurm_cluster.nodes) < 2 or slurm_cluster.node_gpus < 8:
+        pytest.skip(f"the multi-node tests need 2 nodes with 8 GPUs each; the cluster has {slurm_cluster.nodes} "
+                    f"with {slurm_cluster.node_gpus}: restart it with LLMB_SLURM_NODES=2 LLMB_SLURM_GPUS=8")
+    return slurm_cluster
 
 
 def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:

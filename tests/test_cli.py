@@ -33,7 +33,7 @@ def test_dry_run_defaults_to_four_jobs_with_recipe_values(dry_run_json, install_
     job = doc["jobs"][0]
     assert job["slurm"] == {"job_name": "inference_deepseek-r1_671b_nvfp4_reasoning", "nodes": 1,
                             "ntasks_per_node": 4, "time_min": 30, "partition": None, "account": None,
-                            "gpus_per_node": None, "exclusive": True, "additional": {}}
+                            "gpus_per_node": None, "exclusive": True, "segment": 1, "additional": {}}
     workload = install_dir / "workloads" / "inference_deepseek-r1"
     assert job["container"] == {"runtime": "pyxis",
                                 "image": str(install_dir / "images" / "tensorrt-llm+release+1.0.0rc1.sqsh"),
@@ -136,7 +136,7 @@ def test_text_dry_run_shows_slurm_container_command_and_yaml(run_cli, monkeypatc
     (["-w", "inference_deepseek-r2"], "unknown workload 'inference_deepseek-r2'; did you mean inference_deepseek-r1"),
     (["-s", "70b"], "model size '70b' is not available"),
     (["--dtype", "fp8"], "dtype 'fp8' is not available"),
-    (["--scale", "8"], "scale 8 is not available"),
+    (["--scale", "6"], "scale 6 is not available"),
 ])
 def test_validation_errors_exit_1(run_cli, args, message):
     argv = list(RUN_ARGS)
@@ -188,7 +188,7 @@ def test_validation_order_gpu_type_before_model_size(run_cli, monkeypatch):
     ("SBATCH_TIMELIMIT", "0", "SBATCH_TIMELIMIT='0'"),
     ("SBATCH_ACCOUNT", "a b", "SBATCH_ACCOUNT='a b'"),
     ("SBATCH_PARTITION", "p;x", "SBATCH_PARTITION='p;x'"),
-    ("TP", "2", "TP=2 x PP=1 = 2 GPUs does not match --scale 4"),
+    ("TP", "2", "TP=2 x PP=1 = 2 ranks does not match --scale 4"),
     ("EP", "3", "EP=3 is not valid with TP=4"),
     ("MAX_NUM_TOKENS", "500", "MAX_NUM_TOKENS=500 is smaller than the ISL 1000"),
     ("RUN_CONF_IMAGE", "/images/custom.sqsh", "set TRTLLM_VERSION"),

@@ -309,3 +309,40 @@ def test_under_real_srun_only_rank0_reports(work: Path, slurm_cluster: SlurmClus
     bare = subprocess.run([*srun, *bench_argv(work, dataset)], capture_output=True, text=True, env=env, timeout=120)
     assert bare.returncode != 0 and "= PERFORMANCE OVERVIEW" not in bare.stdout
     assert bare.stderr.count("All nodes which are allocated for this job are already filled.") == 4
+
+
+def step_env(world: Path, rank: int, node: str, ntasks: int = 4, nodes: str = "n[1-2]", nnodes: int = 2) -> dict:
+    """What srun gives one task of step 7.0 (no real Slurm needed to drive the stand-ins' world)."""
+    return dict(SLURM_JOB_ID="7", SLURM_STEP_ID="0", SLURM_PROCID=str(rank), SLURM_NTASKS=str(ntasks),
+                SLURM_STEP_NUM_TASKS=str(ntasks), SLURM_STEP_NODELIST=nodes, SLURM_STEP_NUM_NODES=str(nnodes),
+                SLURMD_NODENAME=node, SLURM_MPI_TYPE="pmix", PMIX_RANK=str(rank), FAKE_TLLM_WORLD_DIR=str(world))
+
+
+def test_world_of_two_nodes_forms_and_workers_wait_for_rank_0(work: Path) -> None:
+    dataset = write_dataset(work / "ds.jsonl", [(10, 5)] * 2)
+    workers = [subprocess.Popen([str(LAUNCH), "trtllm-bench"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=clean_env(**step_env(work, r, "n1" if r < 2 else "n2")))
+               for r in (1, 2, 3)]
+    rank0 = run([str(LAUNCH), *map(str, bench_argv(work, dataset))], **step_env(work, 0, "n1"))
+    assert rank0.returncode == 0, rank0.stderr
+    assert "MPI world: 4 ranks on 2 node(s) (n1, n2), 2 per node" in rank0.stdout
+    assert [w.wait(timeout=30) for w in workers] == [0, 0, 0]  # released by rank 0's `done`
+
+
+@pytest.mark.parametrize("tp, nodes, fragment", [
+    (8, ("n1", "n1", "n2", "n2"), "world_size must equal to pp_size * cp_size * tp_size, but got 4 != 1 * 1 * 8"),
+    (4, ("n1", "n1", "n1", "n2"), "do not cover the step's nodes ['n1', 'n2'] evenly"),
+])
+def test_a_world_that_is_not_what_slurm_started_fails_as_the_real_tool(work: Path, tp, nodes, fragment) -> None:
+    dataset = write_dataset(work / "ds.jsonl", [(10, 5)] * 2)
+    folder = work / "fake-tllm-world-7.0"
+    folder.mkdir()
+    for rank in (1, 2, 3):  # the other ranks as the stand-in launcher registers them
+        (folder / f"rank{rank}.json").write_text(json.dumps({
+            "rank": rank, "node": nodes[rank], "pmix_rank": str(rank), "step_nodelist": "n[1-2]", "step_nodes": "2",
+            "step_tasks": "4", "mpi_type": "pmix"}))
+    argv = [str(LAUNCH), *map(str, bench_argv(work, dataset))]
+    argv[argv.index("--tp") + 1] = str(tp)
+    rank0 = run(argv, **step_env(work, 0, nodes[0]))
+    assert rank0.returncode == 1 and fragment in rank0.stderr
+    assert (folder / "done").exists()  # the workers are released even when rank 0 fails

@@ -1,6 +1,7 @@
 """The local Slurm cluster (scripts/local-slurm.sh) does what the plugin's Slurm tests rely on.
 
-Checked through Slurm itself: a GB200-shaped job (4 tasks, 4 GPUs, exclusive) schedules and sees 4 GPU ids,
+Checked through Slurm itself: a GB200-shaped job (4 tasks, 4 GPUs, exclusive) schedules and its tasks see 4 GPU
+ids (the exclusive batch step all of the node's),
 accounting reports final states, scancel works, time limits reach the controller.
 """
 
@@ -66,7 +67,7 @@ def _running_cpu_job(cluster: SlurmCluster, job_ids: list[str], *extra: str) -> 
 
 
 @pytest.mark.slurm
-def test_node_idle_with_four_gpus_in_both_partitions(slurm_cluster: SlurmCluster) -> None:
+def test_node_idle_with_its_gpus_in_both_partitions(slurm_cluster: SlurmCluster) -> None:
     def idle_rows() -> list[list[str]] | None:
         out = run_slurm("sinfo", "-h", "-n", slurm_cluster.node, "-o", "%P|%t|%G").stdout
         rows = [line.split("|") for line in out.split()]
@@ -75,18 +76,19 @@ def test_node_idle_with_four_gpus_in_both_partitions(slurm_cluster: SlurmCluster
     rows = wait_until(idle_rows, 60, f"node {slurm_cluster.node} to be idle (jobs of other tests may run)")
     partitions = {part.rstrip("*"): gres for part, _, gres in rows}
     assert set(partitions) == {slurm_cluster.gpu_partition, slurm_cluster.cpu_partition}
-    assert all(gpu_count(gres) == 4 for gres in partitions.values()), partitions
+    assert all(gpu_count(gres) == slurm_cluster.node_gpus >= 4 for gres in partitions.values()), partitions
     default = [part for part, _, _ in rows if part.endswith("*")]
     assert default == [f"{slurm_cluster.gpu_partition}*"]
 
 
 @pytest.mark.slurm
-def test_exclusive_four_gpu_job_sees_four_devices(gpu_job: tuple[str, str]) -> None:
+def test_exclusive_four_gpu_job_sees_four_devices(gpu_job: tuple[str, str], slurm_cluster: SlurmCluster) -> None:
     _, output = gpu_job
     lines = output.splitlines()
     batch = [line for line in lines if line.startswith("batch ")]
     assert len(batch) == 1, output
-    assert len(set(_cuda_ids(batch[0]))) == 4, output
+    # --exclusive hands the batch step every GPU of the node; the srun step gets the 4 asked for.
+    assert len(set(_cuda_ids(batch[0]))) == slurm_cluster.node_gpus, output
     tasks = sorted(line.split()[1] for line in lines if line.startswith("task "))
     assert tasks == ["0", "1", "2", "3"], output
     assert all(len(set(_cuda_ids(line))) == 4 for line in lines if line.startswith("task ")), output
@@ -101,7 +103,7 @@ def test_finished_job_is_completed_in_sacct_with_account_and_gpus(
     assert rec["ExitCode"] == "0:0"
     assert rec["Account"] == slurm_cluster.account
     assert rec["Partition"] == slurm_cluster.gpu_partition
-    assert "gres/gpu=4" in rec["AllocTRES"].split(","), rec
+    assert f"gres/gpu={slurm_cluster.node_gpus}" in rec["AllocTRES"].split(","), rec
 
 
 @pytest.mark.slurm
@@ -158,8 +160,16 @@ def test_env_before_configuration_says_to_start(tmp_path: Path) -> None:
 
 
 def test_status_of_unstarted_state_dir_is_stopped(tmp_path: Path) -> None:
-    env = dict(os.environ, LLMB_SLURM_STATE=str(tmp_path / "state"))
+    env = dict(os.environ, LLMB_SLURM_STATE=str(tmp_path / "state"), LLMB_SLURM_NODES="3")
     proc = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, text=True, timeout=30, env=env)
     assert proc.returncode == 3
     assert proc.stdout.splitlines() == [f"{d}: stopped" for d in ("munged", "mariadbd", "slurmdbd", "slurmctld",
-                                                                    "slurmd")]
+                                                                    "slurmd-n1", "slurmd-n2", "slurmd-n3")]
+
+
+@pytest.mark.parametrize("var, value", [("LLMB_SLURM_NODES", "0"), ("LLMB_SLURM_CTLD_PORT", "69x"),
+                                        ("LLMB_SLURM_CLUSTER", "Bad Name")])
+def test_bad_setting_is_refused_naming_it(tmp_path: Path, var: str, value: str) -> None:
+    env = dict(os.environ, LLMB_SLURM_STATE=str(tmp_path / "state"), **{var: value})
+    proc = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, text=True, timeout=30, env=env)
+    assert proc.returncode == 2 and var in proc.stderr and value in proc.stderr

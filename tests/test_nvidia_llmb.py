@@ -81,7 +81,9 @@ def test_nvidia_llmb_run_1_15_submit_runs_the_recipe_like_our_own_runs(slurm_clu
     assert done.returncode == 0, done.stdout + done.stderr
     job_id = nvidia_job_id(done.stdout)
     record = wait_sacct_state(job_id, "COMPLETED", timeout=300)
-    assert (record["Partition"], record["Account"]) == ("debug", "llmb") and "gres/gpu=4" in record["AllocTRES"]
+    # --exclusive (launch.sh's header) allocates every GPU of the node (8 on the two-node test cluster)
+    assert (record["Partition"], record["Account"]) == ("debug", "llmb")
+    assert f"gres/gpu={slurm_cluster.node_gpus}" in record["AllocTRES"]
     log = (install / "workloads" / WORKLOAD / f"slurm-{job_id}.out").read_text()
     assert "launch.sh: using Python" in log and f"workloads.config.{WORKLOAD}.venv_path" in log
     assert verdict(install, job_id) == "VALID"

@@ -147,14 +147,15 @@ def test_gb300_runs_the_nearest_profile_and_says_so(dry_run_json, monkeypatch):
         "profile 26.05 has no max_throughput table tuned for gb300: running the nearest, gb200's"]}
 
 
-def test_h100_needs_two_nodes_and_is_refused_until_multi_node(run_cli, monkeypatch):
+def test_h100_runs_on_two_nodes_with_the_26_05_profile(run_cli, monkeypatch):
     monkeypatch.setenv("GPU_TYPE", "h100")
     monkeypatch.setenv("RUN_CONF_IMAGE", IMAGE_11)
     argv = list(RUN_ARGS)
     argv[argv.index("--dtype") + 1] = "fp8"
     argv[argv.index("--scale") + 1] = "16"
-    code, _, err = run_cli(*argv, "--dry-run")
-    assert code == 1 and "scale 16 needs 2 nodes of 8 h100 GPUs: multi-node runs are not supported yet" in err
+    code, out, err = run_cli(*argv, "--dry-run")
+    assert code == 0, err
+    assert "    nodes: 2" in out and "    ntasks_per_node: 8" in out and "--tp 8 --ep 8 --pp 2" in out
     argv[argv.index("--dtype") + 1] = "nvfp4"
     code, _, err = run_cli(*argv, "--dry-run")
     assert code == 1 and "dtype 'nvfp4' is not available" in err and "h100; available: fp8" in err

@@ -16,7 +16,7 @@ BENCH = ["trtllm-llmapi-launch", "trtllm-bench", "-m", "DeepSeek-R1", "--dataset
 def test_pyxis_argv_quotes_the_command_for_bash():
     spec = make_spec(runtime="pyxis", image="/i/images/tensorrt-llm+release+1.0.0rc1.sqsh")
     assert launch_argv(spec, BENCH, under_slurm=True) == [
-        "srun", "--mpi=pmix", "--nodes=1", "--ntasks-per-node=4",
+        "srun", "--mpi=pmix", "--nodes=1", "--ntasks-per-node=4", "--kill-on-bad-exit=1",
         "--container-image=/i/images/tensorrt-llm+release+1.0.0rc1.sqsh",
         "--container-mounts=/i/workloads/inference_deepseek-r1:/i/workloads/inference_deepseek-r1,"
         "/w/DeepSeek-R1-FP4:/w/DeepSeek-R1-FP4:ro",
@@ -33,7 +33,8 @@ def test_pyxis_needs_slurm():
 def test_none_runtime_with_and_without_slurm():
     spec = make_spec(runtime="none", mpi_type="none")
     assert launch_argv(spec, BENCH, under_slurm=True) == [
-        "srun", "--mpi=none", "--nodes=1", "--ntasks-per-node=4", "bash", "-c", shlex.join(BENCH)]
+        "srun", "--mpi=none", "--nodes=1", "--ntasks-per-node=4", "--kill-on-bad-exit=1", "bash", "-c",
+        shlex.join(BENCH)]
     assert launch_argv(spec, BENCH, under_slurm=False) == BENCH[1:]  # trtllm-bench spawns its own workers
 
 

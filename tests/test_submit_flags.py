@@ -45,11 +45,11 @@ ACCEPTED = [
     ("size in the name", ["-w", f"{W}_671b", "--dtype", "nvfp4", "--scale", "4"], lambda out: len(jobs_of(out)) == 1),
     ("every size of a workload", ["-w", W, "-d", "nvfp4", "--scale", "4"], lambda out: len(jobs_of(out)) == 1),
     ("comma lists", ["-w", f"{W},{W}_671b", "-d", "nvfp4,fp8", "--scale", "4,8"],
-     lambda out: [t["scale"] for t in tasks_of(out)] == [4]),  # 8 is not an exact scale; fp8 not listed
-    ("--max-scale", ["-w", W, "--max-scale", "8"], lambda out: [t["scale"] for t in tasks_of(out)] == [4]),
+     lambda out: [t["scale"] for t in tasks_of(out)] == [4, 8]),  # fp8 is not listed for gb200
+    ("--max-scale", ["-w", W, "--max-scale", "8"], lambda out: [t["scale"] for t in tasks_of(out)] == [4, 8]),
     ("--min-scale", ["-w", W, "--min-scale"], lambda out: [t["scale"] for t in tasks_of(out)] == [4]),
     ("--exact-scales", ["-w", W, "--max-scale", "64", "--exact-scales"],
-     lambda out: [t["scale"] for t in tasks_of(out)] == [4]),
+     lambda out: [t["scale"] for t in tasks_of(out)] == [4, 8, 16, 32]),
     ("-r/--repeats", [*TASK, "-r", "2"], lambda out: len(jobs_of(out)) == 2),
     ("-p/--profile", [*TASK, "-p"], lambda out: json.loads(out)["environment"]["ENABLE_PROFILE"]["value"] == "true"),
     ("--dump-env", [*TASK, "--dump-env"],
@@ -186,8 +186,10 @@ def test_single_keeps_the_25_07_spelling(run_cli, monkeypatch):
 def test_gpus_per_node_is_honoured(submit, monkeypatch):
     """NVIDIA's launchers read GPUS_PER_NODE in place of the GPU type's count; so does the plan."""
     monkeypatch.setenv("GPUS_PER_NODE", "2")
-    code, _, err = submit(*TASK)
-    assert code == 1 and "scale 4 needs 2 nodes of 2 gb200 GPUs" in err  # multi-node: not supported yet
+    code, out, err = submit(*TASK)
+    assert code == 0, err
+    slurm = jobs_of(out)[0]["slurm"]
+    assert (slurm["nodes"], slurm["ntasks_per_node"]) == (2, 2)  # two nodes of 2 GPUs
     monkeypatch.setenv("GPUS_PER_NODE", "8")
     code, out, err = submit(*TASK)
     assert code == 0, err

@@ -42,16 +42,19 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         raise ValidationError(f"--timeout {args.timeout} is not valid: expected seconds in (0, {MAX_TIMEOUT_S:.0f}]")
     if args.action == "list":
         rows = []
-        for record, state, source in tracking.list_jobs(install):
+        listed = tracking.list_jobs(install)
+        nodes = tracking.node_lists(install, [record for record, _, _ in listed])
+        for record, state, source in listed:
             rows.append({"job_id": record["job_id"], "name": record["plan"]["name"], "state": state,
-                         "source": source, "executor": record.get("executor"),
+                         "source": source, "executor": record.get("executor"), "nodes": nodes.get(record["job_id"]),
                          "submitted": time.strftime("%Y-%m-%d %H:%M", time.localtime(record["submitted"]))})
         if args.json:
             print(_json_rows(rows))
         else:
             width = max([14] + [len(r["job_id"]) + 2 for r in rows])  # local ids are longer than Slurm's
             for r in rows:
-                print(f"{r['job_id']:<{width}}{r['state']:<11}{r['submitted']:<18}{r['name']}  ({r['source']})")
+                print(f"{r['job_id']:<{width}}{r['state']:<11}{r['submitted']:<18}{r['nodes'] or '-':<14}{r['name']}  "
+                      f"({r['source']})")
             if not rows:
                 print("No submitted jobs.")
         return 0
@@ -66,9 +69,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         shown = redact_record(record)  # records written before redaction may still hold a secret --env value
         if args.json:
             print(json.dumps({"job_id": args.job_id, "state": state, "source": source, "record": shown,
+                              "nodes": tracking.job_nodes(install, record),
                               "results": [dict(s.details) for s in results]}, indent=2, default=str))
         else:
-            print(f"state from {source}; submitted as: {shown.get('command_line', '?')}")
+            print(f"state from {source}; nodes {tracking.job_nodes(install, record) or '-'}; submitted as: "
+                  f"{shown.get('command_line', '?')}")
             print(tracking.format_summary(args.job_id, state, results))
         return 0
     if args.action == "wait":

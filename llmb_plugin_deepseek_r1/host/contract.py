@@ -53,6 +53,7 @@ class SlurmParams:
     account: str | None = None
     gpus_per_node: int | None = None
     exclusive: bool = True
+    segment: int | None = None  # nodes per NVLink segment (sbatch --segment), GB200/GB300 only
     additional: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -40,10 +40,31 @@ def _from(sources: Mapping[str, Any], key: str) -> str:
     return f"    <- {source}" if source else ""
 
 
-def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
-    """What `--dry-run` prints: per job its Slurm parameters, container and every use case in full."""
+def _is_sentences(item: Any) -> bool:
+    return isinstance(item, list) and bool(item) and all(isinstance(i, str) and " " in i for i in item)
+
+
+def _mapping_lines(value: Mapping[str, Any], indent: str) -> list[str]:
+    """YAML lines of a mapping (one dump: the C emitter where PyYAML has it); lists of sentences (a world layout)
+    one item a line after the rest, and a mapping of plain values in block style, not as one inline {...}."""
     from llmb_plugin_deepseek_r1.yaml_io import safe_dump
 
+    plain = {k: v for k, v in value.items() if not _is_sentences(v)}
+    lines: list[str] = []
+    if plain:
+        text = safe_dump(plain, sort_keys=False, default_flow_style=None, width=110)
+        if text.startswith("{"):
+            text = safe_dump(plain, sort_keys=False, default_flow_style=False, width=110)
+        lines += text.rstrip().splitlines()
+    for key, item in value.items():
+        if _is_sentences(item):
+            lines.append(f"{key}:")
+            lines += [f"  - {i}" for i in item]
+    return [indent + line for line in lines]
+
+
+def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
+    """What `--dry-run` prints: per job its Slurm parameters, container and every use case in full."""
     out = [f"Dry run: {request.workload} {request.model_size} {request.dtype} scale {request.scale} "
            f"on {request.gpu_type}: {len(plans)} job(s); nothing is submitted."]
     for number, plan in enumerate(plans, 1):
@@ -72,9 +93,8 @@ def plans_text(request: RunRequest, plans: list[JobPlan]) -> str:
                 if isinstance(value, (list, tuple)):
                     out.append(f"    {key}: {shlex.join(str(v) for v in value)}")
                 elif isinstance(value, Mapping):
-                    body = safe_dump(dict(value), sort_keys=False, default_flow_style=None, width=110).rstrip()
                     out.append(f"    {key}:" + _from(sources, key))
-                    out.extend("      " + line for line in body.splitlines())
+                    out.extend(_mapping_lines(value, "      "))
                 else:
                     out.append(f"    {key}: {_value(value)}" + _from(sources, key))
     return scrub("\n".join(out), request.env)

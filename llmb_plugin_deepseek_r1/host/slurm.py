@@ -53,6 +53,27 @@ def query(argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S) -> str | N
         return None
 
 
+def sbatch_version(env: Mapping[str, str]) -> str | None:
+    """`sbatch --version` ('slurm 22.05.8'), None when it cannot tell."""
+    try:
+        return run(["sbatch", "--version"], env=env).strip() or None
+    except SlurmError:
+        return None
+
+
+def node_list(job_id: str) -> str | None:
+    """A job's node list in Slurm's compact form (n[1-2]): squeue while it runs, else sacct; None if unknown."""
+    out = query(["squeue", "-h", "-j", job_id, "-o", "%N"])
+    if out and out.strip():
+        return out.split()[0]
+    out = query(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,NodeList"])
+    for line in (out or "").splitlines():
+        jid, _, nodes = line.partition("|")
+        if jid == job_id and nodes and nodes != "None assigned":
+            return nodes
+    return None
+
+
 def sbatch(script: Path, env: Mapping[str, str]) -> str:
     """Submit a batch script with exactly ``env`` as sbatch's (and so the job's) environment; sbatch's stdout."""
     return run(["sbatch", str(script)], timeout_s=SUBMIT_TIMEOUT_S, env=env)
@@ -127,6 +148,18 @@ def job_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         from_sacct, from_squeue = sacct.result(), squeue.result()
     found = {job_id: (state, "squeue") for job_id, state in from_squeue.items()}
     found.update((job_id, (state, "sacct")) for job_id, state in from_sacct.items())
+    return found
+
+
+def node_lists(job_ids: Sequence[str]) -> dict[str, str]:
+    """{job id: node list (n[1-2])} of jobs that have nodes, from one sacct call per 100 KB of ids (flat cost,
+    like :func:`job_states`); pending jobs ("None assigned") and ids Slurm does not know are left out."""
+    found: dict[str, str] = {}
+    for ids in _id_batches([job_id for job_id in job_ids if _SLURM_ID.match(job_id)]):
+        for line in (query(["sacct", "-n", "-X", "-P", "-j", ids, "-o", "JobID,NodeList"]) or "").splitlines():
+            jid, _, nodes = line.strip().partition("|")
+            if nodes and nodes != "None assigned" and jid not in found:
+                found[jid] = nodes
     return found
 
 

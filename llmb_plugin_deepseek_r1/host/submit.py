@@ -47,7 +47,7 @@ def refuse_nested(env: Mapping[str, str], allow: bool) -> None:
 
 def _array_key(plan: JobPlan) -> tuple[Any, ...]:
     s = plan.slurm
-    return (s.nodes, s.ntasks_per_node, s.partition, s.account, s.gpus_per_node, s.exclusive,
+    return (s.nodes, s.ntasks_per_node, s.partition, s.account, s.gpus_per_node, s.exclusive, s.segment,
             tuple(sorted(s.additional.items())))
 
 
@@ -64,8 +64,10 @@ def common_name(names: Sequence[str]) -> str:
     return prefix or names[0]
 
 
-def slurm_parameters(plans: Sequence[JobPlan]) -> dict[str, Any]:
-    """submitit SlurmExecutor parameters for a group of plans (the body runs once, without srun)."""
+def slurm_parameters(plans: Sequence[JobPlan], segment_supported: bool = True) -> dict[str, Any]:
+    """submitit SlurmExecutor parameters for a group of plans (the body runs once, without srun).
+
+    Each node gets the same GRES (--gpus-per-node) and tasks; --segment only where sbatch knows it."""
     first = plans[0].slurm
     params: dict[str, Any] = {
         "job_name": common_name([p.slurm.job_name for p in plans]),
@@ -81,8 +83,11 @@ def slurm_parameters(plans: Sequence[JobPlan]) -> dict[str, Any]:
                        ("gpus_per_node", first.gpus_per_node)):
         if value is not None:
             params[key] = value
-    if first.additional:
-        params["additional_parameters"] = dict(first.additional)
+    additional = dict(first.additional)
+    if first.segment is not None and segment_supported and "segment" not in additional:
+        additional["segment"] = first.segment
+    if additional:
+        params["additional_parameters"] = additional
     return params
 
 
@@ -176,6 +181,15 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
     folder.mkdir(parents=True, exist_ok=True)
     submitted: list[Submitted | None] = [None] * len(plans)
     warnings: list[str] = []
+    segment_supported = True
+    if executor_name == "slurm" and any(p.slurm.segment is not None for p in plans):
+        from .layout import sbatch_supports_segment
+
+        version = slurm.sbatch_version(plans[0].env)
+        segment_supported = sbatch_supports_segment(version)
+        if not segment_supported:
+            warnings.append(f"sbatch ({version or 'version unknown'}) does not know --segment (Slurm 23.11+): "
+                            f"submitted without the NVLink segment; the nodes may span racks")
     try:
         for group in group_for_arrays(plans):
             group_plans = [plans[i] for i in group]
@@ -185,7 +199,7 @@ def submit_jobs(plans: Sequence[JobPlan], workload_dir: Path, executor_name: str
                 env[local_jobs.TOKEN_VAR], where = token, folder / f"local-{token}"
             executor = make_executor(executor_name, where, env, python)
             if executor_name == "slurm":
-                params = slurm_parameters(group_plans)
+                params = slurm_parameters(group_plans, segment_supported)
                 executor.update_parameters(**params)
             else:
                 executor.update_parameters(timeout_min=max(p.slurm.time_min for p in group_plans))

@@ -71,6 +71,28 @@ def job_state(install_dir: Path, record: dict[str, Any]) -> tuple[str, str]:
     return "UNKNOWN", "none"
 
 
+def node_lists(install_dir: Path, recs: list[dict[str, Any]]) -> dict[str, str]:
+    """{job id: node list} for `jobs list`: one bulk sacct query for the Slurm jobs (slurm.node_lists), the job's
+    own status file for the rest (a local job, or one accounting does not know)."""
+    slurm_ids = [r["job_id"] for r in recs if r.get("executor") != "local"]
+    found = slurm.node_lists(slurm_ids) if slurm_ids else {}
+    for record in recs:
+        if record["job_id"] not in found and record.get("executor") != "local":
+            status = records.read_status(records.workload_dir(install_dir, record["workload"]), record["job_id"])
+            if status and status.get("nodes"):
+                found[record["job_id"]] = str(status["nodes"])
+    return found
+
+
+def job_nodes(install_dir: Path, record: dict[str, Any]) -> str | None:
+    """The job's node list (Slurm's compact form, e.g. n[1-2]): the job's own status file, else squeue, else
+    sacct; None while no node is allocated or no source knows."""
+    status = records.read_status(records.workload_dir(install_dir, record["workload"]), record["job_id"]) or {}
+    if status.get("nodes"):
+        return str(status["nodes"])
+    if record.get("executor") == "local":
+        return None
+    return slurm.node_list(record["job_id"])
 _RECORD_TYPES = {"job_id": str, "workload": str, "plan": dict, "submitted": (int, float)}
 
 

@@ -1,11 +1,12 @@
 """Request validation against a workload's recipe metadata, in the order llmb-run users know:
-GPU type, model size, dtype, scale."""
+GPU type, model size, dtype, scale (listed scales, then a whole number of nodes)."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from .errors import ValidationError
+from .layout import node_layout
 
 MAX_REPEATS = 100  # `-r N`: each repeat is a job; beyond this a typo would flood the queue
 MAX_JOBS = 1000  # jobs one invocation may submit (use cases x sweep points x repeats)
@@ -26,7 +27,7 @@ def validate_request(metadata: Mapping[str, Any], key: str, gpu_type: str, model
     ``force`` (llmb-run's --force) still needs a known GPU type and model size, but skips the dtype and scale.
     """
     configs = _model_configs(metadata, key, gpu_type)
-    sizes = [str(c.get("model_size")) for c in configs]
+    sizes = list(dict.fromkeys(str(c.get("model_size")) for c in configs))
     matching = [c for c in configs if str(c.get("model_size")).lower() == model_size.lower()]
     if not matching:
         raise ValidationError(
@@ -36,10 +37,13 @@ def validate_request(metadata: Mapping[str, Any], key: str, gpu_type: str, model
         if scale <= 0:
             raise ValidationError(f"scale {scale} must be a positive GPU count")
         return
-    dtypes = [str(d) for d in config.get("dtypes") or []]
-    if dtype.lower() not in [d.lower() for d in dtypes]:
+    # Several entries of one model size may list different scales per dtype (e.g. fp8 at 16 only).
+    dtypes = list(dict.fromkeys(str(d) for c in matching for d in c.get("dtypes") or []))
+    with_dtype = [c for c in matching if dtype.lower() in [str(d).lower() for d in c.get("dtypes") or []]]
+    if not with_dtype:
         raise ValidationError(
             f"dtype {dtype!r} is not available for {key} {model_size} on {gpu_type}; available: {', '.join(dtypes)}")
+    config = with_dtype[0]
     scales = sorted(int(s) for s in config.get("scales") or [])
     if scale <= 0:
         raise ValidationError(f"scale {scale} must be a positive GPU count; available: {scales}")
@@ -51,3 +55,4 @@ def validate_request(metadata: Mapping[str, Any], key: str, gpu_type: str, model
     elif scales and scale < scales[0]:
         raise ValidationError(
             f"scale {scale} is below the minimum {scales[0]} for {key} {model_size} {dtype} on {gpu_type}")
+    node_layout(metadata, gpu_type, scale)  # above one node: a whole number of nodes

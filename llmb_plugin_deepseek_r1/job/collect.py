@@ -201,6 +201,26 @@ def judge(spec: RunSpec, outcome: BenchOutcome, scan: Any, synthetic_dataset: bo
     return verdict
 
 
+def name_failed_rank(verdict: Verdict, stderr: Path) -> None:
+    """Name the node and rank that failed first when srun's lines in the benchmark's stderr say (srun knows which
+    task ended on its own; ranks it killed afterwards are consequences and never named)."""
+    from llmb_plugin_deepseek_r1.report.failure import SRUN_TASK_FAILED, failed_rank
+
+    try:
+        text = stderr.read_text(errors="replace")
+    except OSError:
+        return
+    found = failed_rank([text])
+    if found is None:
+        if verdict.failure_line and SRUN_TASK_FAILED.search(verdict.failure_line):
+            verdict.node = verdict.rank = None  # srun killed that task after the fact: not where it failed
+        return
+    verdict.node, verdict.rank = str(found["node"]), int(found["rank"])  # type: ignore[call-overload]
+    verdict.reasons.insert(0, f"rank {found['rank']} on node {found['node']} failed first: {found['how']}")
+    if verdict.classification in ("unknown", None):
+        verdict.classification = "rank_crash"
+
+
 def asked_document(spec: RunSpec) -> dict[str, Any]:
     return {
         "use_case": spec.use_case, "isl": spec.isl, "osl": spec.osl, "max_batch_size": spec.max_batch_size,
@@ -208,7 +228,8 @@ def asked_document(spec: RunSpec) -> dict[str, Any]:
         "concurrency": spec.concurrency, "num_requests": spec.num_requests, "tp": spec.tp, "ep": spec.ep,
         "pp": spec.pp, "streaming": spec.streaming, "mode": spec.mode, "attention_dp": spec.attention_dp,
         "model_size": spec.model_size, "dtype": spec.dtype, "scale": spec.scale, "gpu_type": spec.gpu_type,
-        "time_limit_min": spec.time_limit_min,
+        "time_limit_min": spec.time_limit_min, "nodes": spec.nodes, "gpus_per_node": spec.ranks_per_node,
+        "world_size": spec.world_size,
     }
 
 
@@ -245,6 +266,8 @@ def summary_line(spec: RunSpec, job_id: str, verdict: Verdict, report: Any | Non
             head += f", {h['output_tok_s_gpu']:.1f} output tok/s/GPU"
         if "output_tok_s_user" in h:
             head += f", {h['output_tok_s_user']:.1f} tok/s/user"
+    if verdict.node:
+        head += f" on node {verdict.node}" + (f" rank {verdict.rank}" if verdict.rank is not None else "")
     if verdict.reasons:
         head += f"; {verdict.reasons[0]}"
     if verdict.caveats:

@@ -16,8 +16,9 @@ from llmb_plugin_deepseek_r1 import document as result_document
 from llmb_plugin_deepseek_r1.planning import runtime
 from llmb_plugin_deepseek_r1.host import records, slurm
 from .benchmark import BenchOutcome, JobTerminated, run_benchmark
-from .collect import Verdict, asked_document, failed, judge, measured_document, summary_line
+from .collect import Verdict, asked_document, failed, judge, measured_document, name_failed_rank, summary_line
 from llmb_plugin_deepseek_r1.host.contract import is_secret_name
+from .nodes import preflight_all_nodes, world_document
 from .preflight import Check, check_checkpoint, check_gpu_type, check_gpus, check_image, query_node_gpus, visible
 from llmb_plugin_deepseek_r1.planning.describe import profile_document
 from llmb_plugin_deepseek_r1.planning.profiles import gpu_type_info
@@ -97,7 +98,9 @@ def _preflight(spec: RunSpec, gpu_info: tuple[Any, str], log: Callable[[str], No
                                                f"{spec.model_dir}", "see the .err file for which files to fix"), \
                 weights_report
         model_bytes = weights_report.total_bytes
-    checks = check_gpus(gpus, how, scale=spec.scale, dtype=spec.dtype, model_bytes=model_bytes)
+    # Across nodes, the GPUs are checked on every node once the dataset exists (nodes.preflight_all_nodes).
+    checks = [] if spec.nodes > 1 else check_gpus(gpus, how, scale=spec.scale, dtype=spec.dtype,
+                                                    model_bytes=model_bytes)
     checks.append(check_gpu_type(gpus, spec.gpu_type, gpu_type_info(load_metadata(), spec.gpu_type)))
     checks.append(check_checkpoint(checkpoint_identity(spec.model_dir), spec.checkpoint_repo,
                                    spec.checkpoint_revision, spec.profile))
@@ -159,6 +162,7 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
     started = time.time()
     provenance: dict[str, Any] = {
         "job_id": job_id, "host": socket.gethostname(), "nodes": environ.get("SLURM_JOB_NODELIST"),
+        "world": world_document(spec.nodes, spec.ranks_per_node, spec.tp, spec.pp, spec.ep, environ),
         "image": spec.image, "runtime": spec.runtime, "trtllm_version_expected": spec.trtllm_version,
         "plugin_version": __version__, "knobs": dict(spec.knobs), "started": started,
         "gpus": [g.__dict__ for g in (gpu_info[0] or [])],
@@ -173,6 +177,16 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
     if verdict is None:
         dataset_info, verdict = _dataset(spec, log)
     provenance["dataset"] = dataset_info
+    if verdict is None and spec.nodes > 1 and under_slurm:
+        node_checks = preflight_all_nodes(spec.nodes, spec.ranks_per_node, spec.dtype, spec.model_dir, spec.dataset,
+                                          environ)
+        for check in node_checks:
+            log(f"[llmb] preflight {check.name}: {check.status}: {check.detail}")
+        provenance["preflight"] += [c.to_dict() for c in node_checks]
+        bad = [c for c in node_checks if c.status == "failed"]
+        if bad:
+            verdict = failed("preflight_error", bad[0].detail)
+            verdict.node = bad[0].name.split()[1]
     attempts: list[dict[str, Any]] = []
     report = None
     terminated = False
@@ -210,6 +224,12 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
             break
         scan = _scan(current, out_i, err_i, current.job_file(".report.json", token))
         verdict = judge(current, outcome, scan)
+        if verdict.status == "FAILED":
+            name_failed_rank(verdict, err_i)
+            if verdict.classification == "timeout" and current.nodes > 1 and verdict.node is None:
+                verdict.reasons.append(f"no rank reported a failure: a rank on one of the nodes "
+                                       f"{', '.join(provenance['world']['nodes'])} hung; each node's output is kept "
+                                       f"in {out_i.name} / {err_i.name}")
         report = scan.report
         if verdict.status != "FAILED" and report is not None:
             reported = report.engine.get("trtllm_version")
@@ -310,7 +330,7 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
         total_s = min(total_s, max(30.0, left - TIME_MARGIN_S))  # end cleanly before Slurm kills the job
     deadline = time.monotonic() + total_s
     records.write_status(first.workload_dir, job_id, "RUNNING", use_cases=[s.use_case for s in specs],
-                         host=socket.gethostname())
+                         host=socket.gethostname(), nodes=environ.get("SLURM_JOB_NODELIST"))
     gpus, how = query_node_gpus(search_path=environ.get("PATH"))
     gpu_info = (visible(gpus, environ.get("CUDA_VISIBLE_DEVICES")) if gpus is not None else None, how)
     results: list[dict[str, Any]] = []
@@ -331,7 +351,8 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
                                 "classification": verdict.classification,
                                 "result_file": str(spec.job_file(".json", job_id))})
             records.write_status(first.workload_dir, job_id, "CANCELLED" if cancelled else "FAILED",
-                                 error=f"{type(exc).__name__}: {exc}", results=results)
+                                 error=f"{type(exc).__name__}: {exc}", results=results,
+                                 nodes=environ.get("SLURM_JOB_NODELIST"))
             raise
         results.append({"use_case": spec.use_case, "verdict": document["verdict"]["status"],
                         "classification": document["verdict"]["classification"],
@@ -342,7 +363,7 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
     failed_any = any(r["verdict"] == "FAILED" for r in results)
     summary = {"job_id": job_id, "results": results, "not_run": not_run}
     records.write_status(first.workload_dir, job_id, "FAILED" if failed_any else "COMPLETED", results=results,
-                         not_run=not_run)
+                         not_run=not_run, nodes=environ.get("SLURM_JOB_NODELIST"))
     if failed_any:
         first_failed = next(r for r in results if r["verdict"] == "FAILED")
         print(f"[llmb] job {job_id} FAILED in {first_failed['use_case']} ({first_failed['classification']})"

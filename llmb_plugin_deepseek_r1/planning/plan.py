@@ -33,6 +33,8 @@ def use_case_document(spec: RunSpec) -> dict[str, Any]:
         "stdout": str(spec.job_file(".out")),
         "stderr": str(spec.job_file(".err")),
         "trtllm_version": spec.trtllm_version,
+        "world": {"size": spec.world_size, "nodes": spec.nodes, "ranks_per_node": spec.ranks_per_node,
+                  "layout": runtime.world_layout(spec)},
         "command": command,
         "launch_command": runtime.launch_argv(spec, command, under_slurm=spec.runtime != "docker"),
         "extra_llm_api_options": extra_llm_api_options(spec),
@@ -56,6 +58,7 @@ def slurm_params(specs: list[RunSpec], request: RunRequest, name: str) -> SlurmP
         account=first.account,
         gpus_per_node=first.gpus_per_node,
         exclusive=True,
+        segment=None if "segment" in request.slurm_args else first.segment,  # --segment N wins (in additional)
         additional=dict(request.slurm_args),
     )
 

@@ -8,7 +8,6 @@ Where a shell is unavoidable (srun ... bash -c), every piece is quoted with shle
 
 from __future__ import annotations
 
-import math
 import re
 import shlex
 from typing import TYPE_CHECKING, Mapping
@@ -25,11 +24,34 @@ LAUNCHER = "trtllm-llmapi-launch"
 
 
 def nodes(spec: RunSpec) -> int:
-    return max(1, math.ceil(spec.scale / spec.gpus_per_node_hw))
+    return spec.nodes
 
 
 def tasks_per_node(spec: RunSpec) -> int:
-    return min(spec.scale, spec.gpus_per_node_hw)
+    return spec.ranks_per_node
+
+
+def srun_argv(spec: RunSpec) -> list[str]:
+    """One srun over every node of the allocation, one rank per GPU. --kill-on-bad-exit: a rank that dies on
+    any node ends the step everywhere (Slurm's default lets the other ranks run on, hung in their collectives)."""
+    return ["srun", f"--mpi={spec.mpi_type}", f"--nodes={nodes(spec)}", f"--ntasks-per-node={tasks_per_node(spec)}",
+            "--kill-on-bad-exit=1"]
+
+
+def world_layout(spec: RunSpec) -> list[str]:
+    """Which ranks run where, one line per node: rank r is TP rank r % TP of pipeline stage r // TP."""
+    lines = []
+    per_node = tasks_per_node(spec)
+    for node in range(nodes(spec)):
+        first, last = node * per_node, (node + 1) * per_node - 1
+        stages = sorted({r // spec.tp for r in range(first, last + 1)})
+        stage_text = f"PP stage {stages[0]}" if len(stages) == 1 else f"PP stages {stages[0]}-{stages[-1]}"
+        tp_first, tp_last = first % spec.tp, last % spec.tp
+        tp_text = f"TP ranks {tp_first}-{tp_last}" if len(stages) == 1 else f"TP ranks 0-{spec.tp - 1}"
+        report = "; rank 0 writes the report" if node == 0 else ""
+        lines.append(f"node {node + 1}/{nodes(spec)}: ranks {first}-{last} ({stage_text}, {tp_text}; EP {spec.ep} "
+                     f"across TP){report}")
+    return lines
 
 
 def mounts(specs: list[RunSpec]) -> list[str]:
@@ -93,7 +115,7 @@ def launch_argv(spec: RunSpec, bench: list[str], *, under_slurm: bool, env_names
     if spec.nsys_profile:
         inner = nsys_argv(spec, job_token) + inner
     command = shlex.join(inner)
-    srun = ["srun", f"--mpi={spec.mpi_type}", f"--nodes={nodes(spec)}", f"--ntasks-per-node={tasks_per_node(spec)}"]
+    srun = srun_argv(spec)
     if spec.runtime == "pyxis":
         if not under_slurm:
             raise ValueError("the pyxis runtime needs a Slurm allocation; use CONTAINER_RUNTIME=docker or none")

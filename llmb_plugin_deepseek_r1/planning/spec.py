@@ -13,6 +13,7 @@ from llmb_plugin_deepseek_r1.host import safety
 from llmb_plugin_deepseek_r1.planning import bounds, knobs
 from llmb_plugin_deepseek_r1.host.contract import RunRequest, is_secret_name
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
+from llmb_plugin_deepseek_r1.host.layout import node_layout
 from . import profiles as prof
 from .sweep import expand_sweep
 from .versions import parse_trtllm_version, trtllm_version_from_image
@@ -65,6 +66,9 @@ class RunSpec:
     container_env: tuple[str, ...] = ()
     bench_timeout_s: int | None = None
     hang_grace_s: int = knobs.DEFAULT_HANG_GRACE_S
+    nodes: int = 1
+    tasks_per_node: int = 0  # 0: the scale (one node)
+    segment: int | None = None
     knobs: Mapping[str, str] = field(default_factory=dict, compare=False)
     profile: str = "25.07"
     gpu_table: str = "gb200"
@@ -94,6 +98,15 @@ class RunSpec:
         if known is not None and known.default_factory is not MISSING:
             return known.default_factory()
         raise AttributeError(name)
+
+    @property
+    def world_size(self) -> int:
+        """Ranks of the TensorRT-LLM world: one per GPU, TP x PP (attention DP and EP live inside it)."""
+        return self.tp * self.pp
+
+    @property
+    def ranks_per_node(self) -> int:
+        return self.tasks_per_node or self.scale
 
     @property
     def result_name(self) -> str:
@@ -247,9 +260,10 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     where = paths.workload_paths(request.install_dir, env, folder=checkpoint.folder)
     workload_dir, model_dir = where.workload_dir, where.model_dir
     settings = knobs.job_settings(env)
-    gpus_hw = int(((metadata.get("run") or {}).get("gpus_per_node") or {}).get(request.gpu_type, 4))
-    if _set(env, "GPUS_PER_NODE"):  # NVIDIA's override of the GPU type's count (llmb-run honours it too)
-        gpus_hw = bounds.bounded("SBATCH_GPUS_PER_NODE", knobs.positive_int("GPUS_PER_NODE", env["GPUS_PER_NODE"]))
+    gpus_override = bounds.bounded("SBATCH_GPUS_PER_NODE", knobs.positive_int("GPUS_PER_NODE", env["GPUS_PER_NODE"])) \
+        if _set(env, "GPUS_PER_NODE") else None  # NVIDIA's override of the GPU type's count (llmb-run honours it too)
+    layout = node_layout(metadata, request.gpu_type, request.scale, _set(env, "SBATCH_SEGMENT_SIZE"), gpus_override)
+    parallel_defaults = ((metadata.get("run") or {}).get("parallelism") or {}).get(request.gpu_type) or {}
     nsys = _profiling(env)
     knobs_set = {k: env[k] for k in knobs.RUN_KNOBS if k in env and not is_secret_name(k)}
     version_source = "knob TRTLLM_VERSION" if _set(env, "TRTLLM_VERSION") else "the image name"
@@ -262,6 +276,8 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
         "cuda_graphs": scheme_source, "checkpoint": checkpoint.source,
         "enable_chunked_prefill": "not set: TensorRT-LLM's default",
         "stdout": "rule: <result_dir>/<name>_streaming-on|off_<job id>.out", "stderr": "rule: as stdout, .err",
+        "world": f"rule: --scale {request.scale} / {layout.gpus_per_node} GPUs per {request.gpu_type} node "
+                 f"(run.gpus_per_node), one rank per GPU",
         "command": f"built for TensorRT-LLM {version}", "launch_command": "runtime (CONTAINER_RUNTIME) around command",
         "extra_llm_api_options": f"profile {choice.name} {mode} YAML + values above, in TensorRT-LLM {version} spelling"
         + (" + knob EXTRA_LLM_API_OPTIONS" if _set(env, "EXTRA_LLM_API_OPTIONS") else ""),
@@ -274,6 +290,9 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
     specs = []
     for uc in use_cases:
         values = prof.row_values(choice, table, mode, uc.name, uc.isl)
+        row_parallelism = {k: int(values[k].value) for k in ("tp", "pp", "ep")}
+        for key, number in default_parallelism(row_parallelism, parallel_defaults, request.scale).items():
+            values[key] = prof.Sourced(number, f"scale {request.scale}: TP = scale / PP, EP = TP")
         for var, (key, value) in knob_values.items():
             values[key] = prof.Sourced(value, f"knob {var}")
         prof.derive_load(choice, values, set(knob_values), multiplier)
@@ -297,12 +316,13 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
             tp=int(value["tp"]), ep=int(value["ep"]), pp=int(value["pp"]), streaming=settings["streaming"],
             mode=mode, attention_dp=bool(value.get("attention_dp", True)), time_limit_min=int(minutes),
             workload=request.workload, model_size=request.model_size, dtype=request.dtype, scale=request.scale,
-            gpu_type=request.gpu_type, gpus_per_node_hw=gpus_hw, install_dir=request.install_dir,
+            gpu_type=request.gpu_type, gpus_per_node_hw=layout.gpus_per_node, install_dir=request.install_dir,
             workload_dir=workload_dir, model_dir=model_dir, image=image, trtllm_version=version,
             runtime=settings["runtime"], mpi_type=settings["mpi_type"], weight_check=settings["weight_check"],
             oom_retries=settings["oom_retries"], account=settings["account"], partition=settings["partition"],
             gpus_per_node=settings["gpus_per_node"], container_env=_container_env(settings["container_env"], env),
             bench_timeout_s=settings["bench_timeout"], hang_grace_s=settings["hang_grace"], knobs=knobs_set,
+            nodes=layout.nodes, tasks_per_node=layout.tasks_per_node, segment=layout.segment,
             profile=choice.name, gpu_table=table.gpu_type,
             enable_chunked_prefill=value.get("enable_chunked_prefill"), cuda_graph_scheme=scheme,
             yaml_base=yaml_base, extra_yaml=settings["extra_yaml"], checkpoint_repo=checkpoint.repo_id,
@@ -312,6 +332,18 @@ def _resolve_point(request: RunRequest, metadata: Mapping[str, Any], env: Mappin
         check_spec(spec)
         specs.append(spec)
     return specs
+
+
+def default_parallelism(row: Mapping[str, Any], defaults: Mapping[str, Any], scale: int) -> dict[str, int]:
+    """TP/PP/EP for a scale the table row was not written for: PP from the GPU type's defaults (else the row),
+    TP = scale / PP, EP = TP (expert parallelism across the whole TP group, as NVIDIA's recipes do). The row's
+    own values stand where they already fill the scale; knobs set by the user override either."""
+    pp = int(defaults.get("pp", row["pp"]))
+    if int(row["tp"]) * int(row["pp"]) == scale and "pp" not in defaults:
+        return {}
+    if scale % pp:
+        return {"pp": pp}  # check_spec names the mismatch
+    return {"pp": pp, "tp": scale // pp, "ep": int(defaults.get("ep", scale // pp))}
 
 
 def _container_env(names: tuple[str, ...], env: Mapping[str, str]) -> tuple[str, ...]:
@@ -343,11 +375,15 @@ def _iteration(var: str, env: Mapping[str, str], default: int) -> int:
 def check_spec(spec: RunSpec) -> None:
     """Cross-field rules that would otherwise fail inside the job, after the GPUs are allocated."""
     if spec.tp * spec.pp != spec.scale:
-        raise ValidationError(f"TP={spec.tp} x PP={spec.pp} = {spec.tp * spec.pp} GPUs does not match --scale "
-                              f"{spec.scale}: choose TP and PP whose product is {spec.scale}")
+        layout = f" on {spec.nodes} nodes x {spec.ranks_per_node}" if spec.nodes > 1 else ""
+        raise ValidationError(f"TP={spec.tp} x PP={spec.pp} = {spec.tp * spec.pp} ranks does not match --scale "
+                              f"{spec.scale}{layout}: trtllm-bench runs one world of TP x PP ranks (attention data "
+                              f"parallelism lives inside TP), so choose TP and PP whose product is {spec.scale}")
     if spec.tp % spec.ep != 0:
+        divisors = [d for d in range(1, spec.tp + 1) if spec.tp % d == 0]
         raise ValidationError(f"EP={spec.ep} is not valid with TP={spec.tp}: the expert-parallel size must "
-                              f"divide TP (e.g. 1, 2 or 4 for TP=4)")
+                              f"divide TP, and so the world of {spec.world_size} ranks "
+                              f"(e.g. {', '.join(map(str, divisors))})")
     if spec.max_num_tokens < spec.isl and not spec.enable_chunked_prefill:
         raise ValidationError(
             f"MAX_NUM_TOKENS={spec.max_num_tokens} is smaller than the ISL {spec.isl} of use case "
@@ -357,17 +393,6 @@ def check_spec(spec: RunSpec) -> None:
                               f"the benchmark would never reach that concurrency")
     paths.inside(spec.result_dir, spec.workload_dir, "result directory")
     paths.inside(spec.dataset, spec.workload_dir, "dataset")
-    refuse_multi_node(spec)
-
-
-def refuse_multi_node(spec: RunSpec) -> None:
-    """Scales that need more GPUs than one node holds belong to the multi-node work (issue #14); until it lands
-    they are refused here, before anything is submitted."""
-    if spec.scale > spec.gpus_per_node_hw:
-        nodes = -(-spec.scale // spec.gpus_per_node_hw)
-        raise ValidationError(f"scale {spec.scale} needs {nodes} nodes of {spec.gpus_per_node_hw} {spec.gpu_type} "
-                              f"GPUs: multi-node runs are not supported yet; use a scale of at most "
-                              f"{spec.gpus_per_node_hw}")
 
 
 def with_overrides(spec: RunSpec, **changes: Any) -> RunSpec:

@@ -28,6 +28,8 @@ _R_WEIGHTS = ("the model checkpoint is missing or incomplete: check MODEL_PATH, 
               "again (`llmb-run setup`)")
 _R_SLOTS = ("mpirun found fewer slots than ranks: ask Slurm for TP x PP tasks (nodes x ntasks-per-node), or start "
             "the ranks with srun and trtllm-llmapi-launch")
+_R_WORLD = ("the MPI world is not TP x PP ranks: start trtllm-bench through trtllm-llmapi-launch in one srun of "
+            "nodes x ntasks-per-node = TP x PP tasks (the plugin's launch does this)")
 _R_LAUNCH = "every rank must start through trtllm-llmapi-launch under srun (the plugin's launch does this)"
 _R_MODEL = "-m takes a model name (DeepSeek-R1); the checkpoint folder goes to --model_path"
 _R_ASSERT = "TensorRT-LLM rejected the configuration: the assertion names the setting to change"
@@ -103,6 +105,8 @@ SIGNATURES: tuple[Signature, ...] = (
          "All nodes which are allocated for this job are already filled."),
     _sig("launch_error", "model name", r"Model is a file or directory, please provide a model name", _R_MODEL,
          "Value error, Model is a file or directory, please provide a model name."),
+    _sig("launch_error", "world size", r"world_size must equal to pp_size \* cp_size \* tp_size", _R_WORLD,
+         "ValueError: world_size must equal to pp_size * cp_size * tp_size, but got 8 != 2 * 1 * 8"),
     _sig("benchmark_error", None, r"Failed to initialize executor on rank \d+:.*?Assertion failed: (?P<detail>.*)",
          _R_ASSERT, "[E] Failed to initialize executor on rank 0: [TensorRT-LLM][ERROR] Assertion failed: "
          "maxNumTokens must be at least maxBatchSize"),
@@ -120,7 +124,7 @@ SIGNATURES: tuple[Signature, ...] = (
     _sig("rank_crash", "mpi abort", r"MPI_ABORT was invoked on rank \d+", _R_RANK,
          "MPI_ABORT was invoked on rank 3 in communicator MPI_COMM_WORLD"),
     _sig("rank_crash", None, r"(?:Child|Primary) job\s+\d*\s*terminated normally, but \d+ process(?:es)?"
-         r" returned|mpirun noticed that process rank \d+|srun: error: \S+: task \d+: (?:Exited|Killed|Segm)",
+         r" returned|mpirun noticed that process rank \d+|srun: error: \S+: tasks? [\d,\-]+: (?:Exited|Killed|Segm)",
          _R_RANK, "Child job 2 terminated normally, but 1 process returned a non-zero exit code"),
     _sig("timeout", None, r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+ DUE TO TIME LIMIT", _R_TIMEOUT,
          "slurmstepd: error: *** JOB 4242 ON node01 CANCELLED AT 2026-12-01T08:00:00 DUE TO TIME LIMIT ***"),
@@ -136,10 +140,14 @@ _RANK_ORDER = {name: index for index, name in enumerate(FAILURE_CATEGORIES)}
 _QUICK = ("rror", "memory", "NCCL", "nccl", "allocated", "Model is a", "terminated normally", "oom", "OutOfMemory",
           "MPI", "slots", "CANCELLED", "Exception", "Assertion", "fault", "Watchdog", "watchdog", "No such file",
           "path_or_model_id", "does not appear", "noticed that process", "illegal", "Killed", "PRRTE", "prterun",
-          "launch failure", "misaligned", "CUBLAS", "ZeroDivision", "Engine supports")
+          "launch failure", "misaligned", "CUBLAS", "ZeroDivision", "Engine supports", "world_size")
+# srun's line for a task that ended badly: the node, the task ids (Slurm ranks) and how it ended.
+SRUN_TASK_FAILED = re.compile(r"srun: error: (?P<node>[\w.-]+): tasks? (?P<ranks>[\d,\-]+): (?P<how>[^\r\n]+)")
+# Consequences of another rank's failure or of the time limit (srun --kill-on-bad-exit ends the rest), never causes.
+_CONSEQUENCES = ("Killed", "Terminated")
 _RANK_RES = (re.compile(r"\bon rank (\d+)"), re.compile(r"\[Rank (\d+)\]", re.IGNORECASE),
              re.compile(r"process rank (\d+)"), re.compile(r"\btask (\d+)\b"), re.compile(r"\brank[ =:]+(\d+)"))
-_NODE_RES = (re.compile(r"\bON (\S+) CANCELLED"), re.compile(r"srun: error: ([\w.-]+): task"),
+_NODE_RES = (re.compile(r"\bON (\S+) CANCELLED"), re.compile(r"srun: error: ([\w.-]+): tasks?"),
              re.compile(r"on node ([\w.-]+)"), re.compile(r"^\[([\w.-]+):\d+\]"),
              re.compile(r"^([\w.-]+):\d+:\d+ \[\d+\] NCCL"))
 _MAX_LINE = 500
@@ -221,3 +229,18 @@ def classify_failure(texts: Iterable[str]) -> Failure | None:
         else:
             scanner.feed(text)
     return scanner.result()
+
+
+def failed_rank(texts: Iterable[str]) -> dict[str, object] | None:
+    """The node and rank that failed first, from srun's "srun: error: NODE: task N: HOW" lines. Tasks srun killed
+    or terminated (the consequence of another rank's failure, or of the time limit) never count; None when no
+    task ended on its own."""
+    for text in texts:
+        for match in SRUN_TASK_FAILED.finditer(text):
+            how = match["how"].strip()
+            if how.startswith(_CONSEQUENCES):
+                continue
+            ranks = match["ranks"]
+            return {"node": match["node"], "rank": int(re.split(r"[,\-]", ranks)[0]), "ranks": ranks, "how": how,
+                    "line": match[0].strip()}
+    return None
