@@ -45,7 +45,8 @@ def test_every_variable_the_workload_reads_by_name_is_registered():
     not_settings = {"CONDA_PREFIX", "CUDA_VISIBLE_DEVICES", "HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE",
                     "HF_HUB_OFFLINE", "HF_TOKEN", "HUGGINGFACE_HUB_CACHE", "LLMB_JOB_ID", "PATH",
                     "LLMB_EXPERIMENT_DIR",  # set by the host for the job, not read from the user's shell
-                    "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SUBMITIT_LOCAL_JOB_ID",
+                    "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SLURMD_NODENAME",
+                    "SUBMITIT_LOCAL_JOB_ID",
                     "TRANSFORMERS_OFFLINE", "XDG_CACHE_HOME"}
     read = set()
     for path in (REPO / "llmb_plugin_deepseek_r1").rglob("*.py"):
