@@ -27,3 +27,21 @@ def test_dry_run_mappings_dump_to_the_same_text(dry_run_json, monkeypatch):
     for mapping in mappings:
         options = {"sort_keys": False, "default_flow_style": None, "width": 110}
         assert safe_dump(mapping, **options) == yaml.safe_dump(mapping, **options)
+
+
+def test_llmb_config_documents_dump_to_the_same_text():
+    """What `llmb-config_<jobid>.yaml` holds (host/run_config.py), with awkward values."""
+    document = {
+        "job_info": {"job_id": "123_4", "launch_time": "2026-12-01T09:10:11.123456"},
+        "workload_info": {"framework": "trt-llm", "gsw_version": "", "fw_version": "1.0.0rc1",
+                          "workload_type": "inference", "synthetic_dataset": True},
+        "model_info": {"model_name": "deepseek-r1", "model_size": "671b", "dtype": "nvfp4", "scale": 4,
+                       "gpu_type": "gb200"},
+        "cluster_info": {"cluster_name": None, "gpus_per_node": 4, "llmb_install": "/tmp/with space/llmb",
+                         "llmb_repo": "~", "slurm_account": "llmb", "slurm_gpu_partition": "gpu:a100"},
+        "container_info": {"images": ["nvcr.io#nvidia/tensorrt-llm/release:1.0.0rc1"]},
+        "job_config": {"profile_enabled": False, "proxy": False,
+                       "env_overrides": {"HF_TOKEN": "***", "NOTE": "yes", "EMPTY": "", "COLON": "a: b"},
+                       "model_overrides": {}},
+    }
+    assert safe_dump(document, sort_keys=False) == yaml.safe_dump(document, sort_keys=False)

@@ -44,14 +44,14 @@ def llmb_config(job_id: str, plan: JobPlan, request: RunRequest, metadata: Mappi
 def write_job_records(job_id: str, plan: JobPlan, stdout: Path | None, document: Mapping[str, Any],
                       workload_dir: Path) -> Path | None:
     """Write llmb-config_<jobid>.yaml into LLMB_EXPERIMENT_DIR and link slurm-<jobid>.out; the config's path."""
-    import yaml
+    from llmb_plugin_deepseek_r1.yaml_io import safe_dump
 
     written = None
     experiment = plan.env.get("LLMB_EXPERIMENT_DIR")
     if experiment:
         path = Path(experiment) / f"llmb-config_{job_id}.yaml"
         try:
-            records.write_text_atomic(path, yaml.safe_dump(dict(document), sort_keys=False), overwrite=False)
+            records.write_text_atomic(path, safe_dump(dict(document), sort_keys=False), overwrite=False)
             written = path
         except FileExistsError:
             pass
