@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -19,14 +20,17 @@ RUN_ARGS = ["single", "-w", "inference_deepseek-r1", "-s", "671b", "--dtype", "n
 
 # Whatever a developer's shell exports, tests start from a clean slate: every knob the workload declares and
 # every variable the host reads (read from the registries, so a new knob is cleared without touching this file).
-_KNOB_VARS = (*DeepSeekR1Workload.knobs, *HOST_VARIABLES, "HF_TOKEN")
+KNOB_VARS = (*DeepSeekR1Workload.knobs, *HOST_VARIABLES, "HF_TOKEN")
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test (and every process it starts from os.environ) runs without the caller's knobs."""
-    for var in _KNOB_VARS:
-        monkeypatch.delenv(var, raising=False)
+@pytest.fixture(autouse=True, scope="session")
+def _clean_environment() -> Iterator[None]:
+    """The whole session (session and module fixtures too, and every process started from os.environ) runs
+    without the caller's knobs; tests that set one with monkeypatch get the clean slate back afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        for var in KNOB_VARS:
+            patch.delenv(var, raising=False)
+        yield
 
 
 @pytest.fixture
@@ -77,7 +81,7 @@ def dry_run_json(run_cli, monkeypatch):
 
 
 def python_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _KNOB_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in KNOB_VARS}
     env.update(extra)
     return env
 
@@ -92,7 +96,7 @@ from slurm_cluster import slurm_cluster, two_node_cluster  # noqa: E402,F401
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _results_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _results_cache(_clean_environment: None, tmp_path_factory: pytest.TempPathFactory) -> None:
     """`llmb-run results` caches run records per experiments folder: in tests, in a session folder (inherited by
     subprocesses), never the developer's ~/.cache."""
     os.environ["LLMB_RESULTS_CACHE"] = str(tmp_path_factory.mktemp("results-cache"))

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import KNOB_VARS
 from weights_fixtures import make_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,11 +28,10 @@ EOS_ID = 1
 IMAGE_NAME = "tensorrt-llm+release+1.0.0rc1.sqsh"
 LFS_SUFFIXES = (".safetensors",)
 LFS_NAMES = ("tokenizer.json",)
-# Knobs and settings a developer may have exported; setup tests start from a clean slate.
-SCRUB = ("USE_CASES", "NUM_REQUESTS", "PROMPT_REQUESTS", "PROMT_REQUESTS", "RUN_CONF_IMAGE", "MODEL_PATH",
-         "STAGE_PATH", "GPU_TYPE", "LLMB_INSTALL", "SLURM_JOB_ID", "HF_TOKEN", "HF_REVISION", "HF_HUB_OFFLINE",
-         "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "MANUAL_INSTALL", "SBATCH_ACCOUNT", "SBATCH_PARTITION",
-         "SBATCH_GPUS_PER_NODE", "SBATCH_TIMELIMIT", "CONDA_PREFIX", "TRANSFORMERS_OFFLINE", "MODE")
+# Settings a developer may have exported; setup tests start from a clean slate: every knob of the registry (as
+# conftest clears them) and the Hugging Face hub's own variables, which setup reads through huggingface_hub.
+SCRUB = (*KNOB_VARS, "HF_HUB_OFFLINE", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "CONDA_PREFIX",
+         "TRANSFORMERS_OFFLINE")
 
 
 def git_blob_id(data: bytes) -> str:

@@ -131,9 +131,9 @@ def environment_document(item: Prepared) -> dict[str, dict[str, str]]:
     """The job's variables this invocation set or the workload reads, each with its value and source."""
     env = item.request.env
     names = set(item.sources) | {k for k in env if k.startswith(("SBATCH_", "LLMB_"))}
+    names |= {k for k in item.workload.knobs if k in env}  # the knobs the workload declares (the contract)
     for plan in item.plans:
-        names |= set(plan.record.get("knobs", {})) | ({"LLMB_EXPERIMENT_DIR"} if "LLMB_EXPERIMENT_DIR" in plan.env
-                                                      else set())
+        names |= {"LLMB_EXPERIMENT_DIR"} if "LLMB_EXPERIMENT_DIR" in plan.env else set()
     doc = {}
     for name in sorted(names):
         value = item.plans[0].env.get(name, env.get(name))

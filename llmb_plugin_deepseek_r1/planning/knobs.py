@@ -23,11 +23,13 @@ RUN_KNOBS = (
     "GPUS_PER_NODE", "ENABLE_PROFILE", "PROFILE_START", "PROFILE_END", "ENABLE_GPU_METRICS", "LLMB_CONTAINER_ENV",
     "LLMB_DUMP_ENV",
 )
-# Read by setup (requests per dataset, the weights' revision, the installer's flag) and by the weight check.
-SETUP_KNOBS = ("PROMPT_REQUESTS", "PROMT_REQUESTS", "HF_REVISION", "MANUAL_INSTALL", "LLMB_WEIGHTS_CACHE")
+# Read by setup (requests per dataset, the weights' revision, the installer's flag).
+SETUP_KNOBS = ("PROMPT_REQUESTS", "PROMT_REQUESTS", "HF_REVISION", "MANUAL_INSTALL")
 # Read by `launch` (launch.sh) in place of llmb-run's options.
 LAUNCH_KNOBS = ("MODEL_SIZE", "DTYPE", "JOB_TOTAL_GPUS")
-ALL_KNOBS = RUN_KNOBS + SETUP_KNOBS + LAUNCH_KNOBS
+# Where the weight check and the results table keep their caches.
+CACHE_KNOBS = ("LLMB_WEIGHTS_CACHE", "LLMB_RESULTS_CACHE")
+ALL_KNOBS = RUN_KNOBS + SETUP_KNOBS + LAUNCH_KNOBS + CACHE_KNOBS
 
 DEFAULT_HANG_GRACE_S = 60
 
