@@ -27,10 +27,10 @@ def _record(install: Path, job_id: str, executor: str = "slurm") -> None:
         "submitit_folder": str(install / "nowhere"), "plan": {"name": f"job-{job_id}"}}))
 
 
-def _status(install: Path, job_id: str, state: str) -> None:
+def _status(install: Path, job_id: str, state: str, **details: str) -> None:
     folder = install / "workloads" / WORKLOAD / "experiments" / ".llmb" / "jobs"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{job_id}.json").write_text(json.dumps({"state": state}))
+    (folder / f"{job_id}.json").write_text(json.dumps({"state": state, **details}))
 
 
 @pytest.mark.slurm
@@ -45,7 +45,7 @@ def test_bulk_states_equal_per_job_states(slurm_cluster: SlurmCluster, tmp_path:
         ids = [f"{held}_0", f"{held}_1", done, "987654321", "987654322"]
         for job_id in ids:
             _record(tmp_path, job_id)
-        _status(tmp_path, "987654321", "COMPLETED")
+        _status(tmp_path, "987654321", "COMPLETED", nodes="gpu-[1-2]")  # a node list only the status file knows
         local = local_job_id("0123abcd0123", 4194303)  # above pid_max: no such process, no result pickle
         _record(tmp_path, local, executor="local")  # not a Slurm id: must not spoil the bulk queries
         listed = tracking.list_jobs(tmp_path)
@@ -53,9 +53,15 @@ def test_bulk_states_equal_per_job_states(slurm_cluster: SlurmCluster, tmp_path:
         assert [record["job_id"] for record, _, _ in listed] == sorted([*ids, local])
         for record, state, source in listed:
             assert (state, source) == tracking.job_state(tmp_path, record), record["job_id"]
+        with_nodes = tracking.list_jobs_with_nodes(tmp_path)
+        assert [row[:3] for row in with_nodes] == listed
+        per_job_nodes = tracking.node_lists(tmp_path, [record for record, _, _ in listed])
+        assert {row[0]["job_id"]: row[3] for row in with_nodes} == \
+            {record["job_id"]: per_job_nodes.get(record["job_id"]) for record, _, _ in listed}
         assert by_id[f"{held}_0"][0] == by_id[f"{held}_1"][0] == "PENDING"
         assert by_id[done] == ("CANCELLED", "sacct")
         assert by_id["987654321"] == ("COMPLETED", "status file")
+        assert {row[0]["job_id"]: row[3] for row in with_nodes}["987654321"] == "gpu-[1-2]"
         assert by_id["987654322"] == by_id[local] == ("UNKNOWN", "none")
     finally:
         run_slurm("scancel", held, check=False)

@@ -42,11 +42,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         raise ValidationError(f"--timeout {args.timeout} is not valid: expected seconds in (0, {MAX_TIMEOUT_S:.0f}]")
     if args.action == "list":
         rows = []
-        listed = tracking.list_jobs(install)
-        nodes = tracking.node_lists(install, [record for record, _, _ in listed])
-        for record, state, source in listed:
+        for record, state, source, nodes in tracking.list_jobs_with_nodes(install):
             rows.append({"job_id": record["job_id"], "name": record["plan"]["name"], "state": state,
-                         "source": source, "executor": record.get("executor"), "nodes": nodes.get(record["job_id"]),
+                         "source": source, "executor": record.get("executor"), "nodes": nodes,
                          "submitted": time.strftime("%Y-%m-%d %H:%M", time.localtime(record["submitted"]))})
         if args.json:
             print(_json_rows(rows))

@@ -121,34 +121,43 @@ def _id_batches(job_ids: Sequence[str]) -> Iterator[str]:
         yield ",".join(batch)
 
 
-def _states(argv_for: Callable[[str], list[str]], job_ids: Sequence[str]) -> dict[str, str]:
-    """{job id: state} from the ``JobID|State`` lines of one query per batch of ids (the first line wins)."""
-    states: dict[str, str] = {}
+def _columns(argv_for: Callable[[str], list[str]], job_ids: Sequence[str]) -> dict[str, list[str]]:
+    """{job id: [the other columns]} from the ``JobID|...`` lines of one query per batch of ids (the first line of
+    an id wins)."""
+    rows: dict[str, list[str]] = {}
     for ids in _id_batches(job_ids):
         for line in (query(argv_for(ids)) or "").splitlines():
-            jid, _, state = line.strip().partition("|")
-            if state and jid not in states:
-                states[jid] = state.split()[0].rstrip("+")
-    return states
+            jid, *columns = line.strip().split("|")
+            if columns and columns[0] and jid not in rows:
+                rows[jid] = columns
+    return rows
 
 
-def job_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """{job id: (state, source)} as :func:`job_state` would say for each id Slurm knows, from one sacct and one
-    squeue call per 100 KB of ids (run at the same time: sacct waits on slurmdbd) instead of one or two per job;
-    squeue's answer counts only where sacct has none. Array tasks are asked and answered as ``<array>_<task>``."""
+def job_states_and_nodes(job_ids: Sequence[str]) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """({job id: (state, source)} as :func:`job_state` would say, {job id: node list} as :func:`node_lists`) for
+    every id Slurm knows, from one sacct and one squeue call per 100 KB of ids (run at the same time: sacct waits
+    on slurmdbd) instead of one or two per job; squeue's state counts only where sacct has none. Array tasks are
+    asked and answered as ``<array>_<task>``."""
     from concurrent.futures import ThreadPoolExecutor
 
     job_ids = [job_id for job_id in job_ids if _SLURM_ID.match(job_id)]  # one bad id fails a whole query
     if not job_ids:
-        return {}
+        return {}, {}
     with ThreadPoolExecutor(2) as pool:
-        sacct = pool.submit(_states, lambda ids: ["sacct", "-n", "-X", "-P", "-j", ids, "-o", "JobID,State"],
-                            job_ids)
-        squeue = pool.submit(_states, lambda ids: ["squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"], job_ids)
+        sacct = pool.submit(_columns, lambda ids: ["sacct", "-n", "-X", "-P", "-j", ids, "-o",
+                                                   "JobID,State,NodeList"], job_ids)
+        squeue = pool.submit(_columns, lambda ids: ["squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"], job_ids)
         from_sacct, from_squeue = sacct.result(), squeue.result()
-    found = {job_id: (state, "squeue") for job_id, state in from_squeue.items()}
-    found.update((job_id, (state, "sacct")) for job_id, state in from_sacct.items())
-    return found
+    states = {job_id: (columns[0].split()[0], "squeue") for job_id, columns in from_squeue.items()}
+    states.update((job_id, (columns[0].split()[0].rstrip("+"), "sacct")) for job_id, columns in from_sacct.items())
+    nodes = {job_id: columns[1] for job_id, columns in from_sacct.items()
+             if len(columns) > 1 and columns[1] and columns[1] != "None assigned"}
+    return states, nodes
+
+
+def job_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """{job id: (state, source)}: see :func:`job_states_and_nodes`."""
+    return job_states_and_nodes(job_ids)[0]
 
 
 def node_lists(job_ids: Sequence[str]) -> dict[str, str]:

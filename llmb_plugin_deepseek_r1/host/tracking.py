@@ -149,12 +149,19 @@ def iter_records(install_dir: Path) -> Iterator[dict[str, Any]]:
 
 
 def list_jobs(install_dir: Path) -> list[tuple[dict[str, Any], str, str]]:
-    """(record, state, source) of every submitted job, each state what :func:`job_state` would say.
+    """(record, state, source) of every submitted job: see :func:`list_jobs_with_nodes`."""
+    return [(record, state, source) for record, state, source, _ in list_jobs_with_nodes(install_dir)]
 
-    Flat cost for thousands of jobs: one sacct and one squeue call per 100 KB of job ids (not one or two per
-    job), both started from the record file names (``<job id>.json``) so that they run while the records are
-    read; their answers count only for records of the Slurm executor, in job_state's order (sacct, squeue, the
-    job's status file). The status folder is listed once instead of a failed open per job.
+
+def list_jobs_with_nodes(install_dir: Path) -> list[tuple[dict[str, Any], str, str, str | None]]:
+    """(record, state, source, node list) of every submitted job, each state what :func:`job_state` and each node
+    list what :func:`node_lists` would say.
+
+    Flat cost for thousands of jobs: one sacct call (state and nodes) and one squeue call per 100 KB of job ids
+    (not one or two per job), started from the record file names (``<job id>.json``) so that they run while the
+    records are read; their answers count only for records of the Slurm executor, in job_state's order (sacct,
+    squeue, the job's status file). The status folder is listed once, and each existing status file read once,
+    instead of a failed open per job.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -162,35 +169,45 @@ def list_jobs(install_dir: Path) -> list[tuple[dict[str, Any], str, str]]:
     if not files:
         return []
     with ThreadPoolExecutor(1) as pool:
-        asked = pool.submit(slurm.job_states, [os.path.basename(path)[: -len(".json")] for path in files])
+        asked = pool.submit(slurm.job_states_and_nodes, [os.path.basename(path)[: -len(".json")] for path in files])
         recs = list(_read_records(files))
-        known = asked.result()
+        known, node_lists_ = asked.result()
     status_names: dict[str, set[str]] = {}
+    statuses: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     def read_status(record: dict[str, Any]) -> dict[str, Any] | None:
-        wdir = records.workload_dir(install_dir, record["workload"])
-        if record["workload"] not in status_names:
-            try:
-                status_names[record["workload"]] = set(os.listdir(wdir / records.STATUS_DIR))
-            except OSError:
-                status_names[record["workload"]] = set()
-        if f"{record['job_id']}.json" not in status_names[record["workload"]]:  # read_status checks the name
-            return None
-        return records.read_status(wdir, record["job_id"])
+        key = (record["workload"], record["job_id"])
+        if key not in statuses:
+            wdir = records.workload_dir(install_dir, record["workload"])
+            if record["workload"] not in status_names:
+                try:
+                    status_names[record["workload"]] = set(os.listdir(wdir / records.STATUS_DIR))
+                except OSError:
+                    status_names[record["workload"]] = set()
+            present = f"{record['job_id']}.json" in status_names[record["workload"]]  # read_status checks the name
+            statuses[key] = records.read_status(wdir, record["job_id"]) if present else None
+        return statuses[key]
 
     listed = []
     for record in recs:
         job_id = record["job_id"]
-        if record.get("executor") == "local":
+        local = record.get("executor") == "local"
+        nodes = None
+        if not local:
+            nodes = node_lists_.get(job_id)
+            if nodes is None:
+                status = read_status(record)
+                nodes = str(status["nodes"]) if status and status.get("nodes") else None
+        if local:
             state = _local_state(record)
             if state:
-                listed.append((record, state, "submitit"))
+                listed.append((record, state, "submitit", nodes))
                 continue
         elif job_id in known:
-            listed.append((record, *known[job_id]))
+            listed.append((record, *known[job_id], nodes))
             continue
         status = read_status(record)
-        listed.append((record, *((status["state"], "status file") if status else ("UNKNOWN", "none"))))
+        listed.append((record, *((status["state"], "status file") if status else ("UNKNOWN", "none")), nodes))
     return listed
 
 
