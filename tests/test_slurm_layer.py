@@ -71,3 +71,19 @@ def test_a_local_job_gets_the_plan_environment_and_this_process_keeps_its_own(tm
               "workload": "probe"}
     assert wait_for(tmp_path, record, 60) == "COMPLETED"
     assert submitit_result(record) == ("success", "from-the-plan")
+
+
+@pytest.mark.parametrize("devices", ["0,1,2,3", None])
+def test_a_local_job_sees_the_gpus_of_its_environment(tmp_path, devices):
+    """submitit's LocalExecutor hides every GPU (CUDA_VISIBLE_DEVICES="") unless told a GPU count; a local
+    benchmark on a GPU workstation must see the GPUs its environment names, and all of them when it names none."""
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    if devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = devices
+    plan = JobPlan(name="gpus", slurm=SlurmParams(job_name="gpus", nodes=1, ntasks_per_node=1, time_min=1),
+                   container={}, use_cases=[], env=env, body=os.getenv, body_args=("CUDA_VISIBLE_DEVICES",))
+    [job], _ = submit_jobs([plan], tmp_path / "workloads" / "gpus", "local")
+    record = {"job_id": job.job_id, "pid": job.pid, "submitit_folder": str(job.folder), "executor": "local",
+              "workload": "gpus"}
+    assert wait_for(tmp_path, record, 60) == "COMPLETED"
+    assert submitit_result(record) == ("success", devices)

@@ -87,7 +87,9 @@ def _local_class() -> type:
                        SUBMITIT_LOCAL_TIMEOUT_S=str(int(60 * self.parameters.get("timeout_min", 2.0))),
                        SUBMITIT_LOCAL_SIGNAL_DELAY_S=str(int(self.parameters.get("signal_delay_s", 30))),
                        SUBMITIT_LOCAL_NODEID="0", SUBMITIT_LOCAL_JOB_NUM_NODES="1", SUBMITIT_STDERR_TO_STDOUT="",
-                       SUBMITIT_EXECUTOR="local", CUDA_VISIBLE_DEVICES="", SUBMITIT_LOCAL_WITH_SHELL="")
+                       SUBMITIT_EXECUTOR="local", SUBMITIT_LOCAL_WITH_SHELL="")
+            # submitit would set CUDA_VISIBLE_DEVICES="" (no GPU asked for) and hide every GPU from a local
+            # benchmark; the job keeps what its environment says, and sees all GPUs when it says nothing.
             log = self.folder.parent / "controller.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "ab") as out:
