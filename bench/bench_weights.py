@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from llmb_plugin_deepseek_r1.tuning import bulk_work
 from llmb_plugin_deepseek_r1.weights import check_weights
@@ -54,18 +55,19 @@ def _nbytes(dtype: str, shape: list[int]) -> int:
     return n * {"U8": 1, "F8_E4M3": 1, "F32": 4}[dtype]
 
 
-def make_official_layout(root: Path) -> None:
-    """80 sparse shards with real headers, the index and the small files: ~395 GiB apparent, ~50 MB real."""
+def write_shards(root: Path, shards: int, of: str, per_shard: int,
+                 tensors: Callable[[int, int], list[tuple[str, str, list[int]]]]) -> None:
+    """``shards`` sparse shards of ``per_shard`` data bytes with real headers (experts from ``tensors``, layer by
+    layer), named ``model-NNNNN-of-<of>.safetensors``, and the index that maps every tensor to its shard."""
     root.mkdir(parents=True)
-    per_shard = TARGET_TOTAL // SHARDS
     weight_map: dict[str, str] = {}
     layer, expert = 3, 0
-    for s in range(1, SHARDS + 1):
-        name = f"model-{s:05d}-of-{SHARDS:05d}.safetensors"
+    for s in range(1, shards + 1):
+        name = f"model-{s:05d}-of-{of}.safetensors"
         header: dict[str, object] = {"__metadata__": {"format": "pt"}}
         offset = 0
         while offset < per_shard:
-            for tname, dtype, shape in _expert_tensors(layer, expert):
+            for tname, dtype, shape in tensors(layer, expert):
                 n = _nbytes(dtype, shape)
                 header[tname] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
                 weight_map[tname] = name
@@ -81,6 +83,11 @@ def make_official_layout(root: Path) -> None:
     (root / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}, indent=2)
     )
+
+
+def make_official_layout(root: Path) -> None:
+    """80 sparse shards with real headers, the index and the small files: ~395 GiB apparent, ~50 MB real."""
+    write_shards(root, SHARDS, f"{SHARDS:05d}", TARGET_TOTAL // SHARDS, _expert_tensors)
     (root / "config.json").write_text(json.dumps({"architectures": ["DeepseekV3ForCausalLM"]}))
     (root / "generation_config.json").write_text("{}")
     (root / "tokenizer_config.json").write_text("{}")
@@ -104,31 +111,7 @@ def _fp8_expert_tensors(layer: int, expert: int) -> list[tuple[str, str, list[in
 
 def make_fp8_layout(root: Path, shards: int = FP8_SHARDS) -> None:
     """DeepSeek-R1's FP8 layout (sparse shards of its shard size), with ``shards`` shards, index and small files."""
-    root.mkdir(parents=True)
-    per_shard, of = FP8_TOTAL // FP8_SHARDS, shards
-    weight_map: dict[str, str] = {}
-    layer, expert = 3, 0
-    for s in range(1, shards + 1):
-        name = f"model-{s:05d}-of-{of:06d}.safetensors"
-        header: dict[str, object] = {"__metadata__": {"format": "pt"}}
-        offset = 0
-        while offset < per_shard:
-            for tname, dtype, shape in _fp8_expert_tensors(layer, expert):
-                n = _nbytes(dtype, shape)
-                header[tname] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
-                weight_map[tname] = name
-                offset += n
-            expert += 1
-            if expert == 256:
-                layer, expert = layer + 1, 0
-        raw = json.dumps(header, separators=(",", ":")).encode()
-        raw += b" " * (-len(raw) % 8)
-        with open(root / name, "wb") as f:
-            f.write(struct.pack("<Q", len(raw)) + raw)
-            f.truncate(8 + len(raw) + offset)
-    (root / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}, indent=2)
-    )
+    write_shards(root, shards, f"{shards:06d}", FP8_TOTAL // FP8_SHARDS, _fp8_expert_tensors)
     quant = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}
     (root / "config.json").write_text(json.dumps({"architectures": ["DeepseekV3ForCausalLM"],
                                                   "quantization_config": quant}))
