@@ -14,13 +14,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _timing import time_llmb_run
+
 TARGET_S = 0.3
 WORKLOAD = "inference_deepseek-r1"
 
@@ -43,15 +42,8 @@ def write_records(install: Path, start: int, stop: int) -> None:
 
 
 def time_list(install: Path, runs: int) -> tuple[float, int]:
-    env = dict(os.environ, LLMB_INSTALL=str(install), PYTHONPATH=str(ROOT))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed code runs: with bytecode caches
-    argv = [sys.executable, "-m", "llmb_plugin_deepseek_r1.host.cli", "jobs", "list", "--json"]
-    times, rows = [], 0
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-        times.append(time.perf_counter() - start)
-        rows = len(json.loads(done.stdout))
+    times, out = time_llmb_run(["jobs", "list", "--json"], install, runs)
+    rows = len(json.loads(out))
     return statistics.median(times), rows
 
 

@@ -16,11 +16,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import time_llmb_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 1.0
@@ -39,16 +39,10 @@ def template_documents(install: Path) -> list[tuple[Path, dict]]:
 
 
 def time_results(install: Path, runs: int) -> tuple[float, int]:
-    env = dict(os.environ, LLMB_INSTALL=str(install), PYTHONPATH=str(ROOT),
-               LLMB_RESULTS_CACHE=str(install.parent / "results-cache"))  # not the user's ~/.cache
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed code runs: with bytecode caches
-    argv = [sys.executable, "-m", "llmb_plugin_deepseek_r1.host.cli", "results", "--json"]
-    times, rows = [], 0
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-        times.append(time.perf_counter() - start)
-        rows = len(json.loads(done.stdout))
+    # the record cache goes beside the install, never into the user's ~/.cache
+    times, out = time_llmb_run(["results", "--json"], install, runs,
+                               LLMB_RESULTS_CACHE=str(install.parent / "results-cache"))
+    rows = len(json.loads(out))
     print(f"  {sum(1 for _ in install.glob('workloads/*/experiments/*/*_streaming-*.json'))} files: runs "
           f"{', '.join(f'{t:.3f}' for t in times)} s (the first builds the record cache)")
     return statistics.median(times), rows
