@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import FAKE_TRTLLM, python_env
+from conftest import FAKE_TRTLLM, REPO, python_env
 
 
 def make_model_dir(path: Path, vocab_size: int = 5000, eos_id: int = 1) -> Path:
@@ -47,3 +49,19 @@ def result_files(install: Path) -> list[Path]:
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def start_job_body(environ: dict[str, str], use_case: str = "chat") -> subprocess.Popen[str]:
+    """The job body for ``environ``'s use cases in a child process, returned once it starts ``use_case``'s
+    benchmark (the job prints "[llmb] running <use case>" just before), so a test can signal it mid-run."""
+    code = ("import os, sys; sys.path.insert(0, %r); from jobkit import specs_for; "
+            "from llmb_plugin_deepseek_r1.job.entry import run_job_body; "
+            "run_job_body(tuple(specs_for(dict(os.environ))), dict(os.environ))") % str(REPO / "tests")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(f"[llmb] running {use_case}"):
+            return proc
+    proc.wait(timeout=60)
+    raise AssertionError(f"the job body ended (exit {proc.returncode}) before running {use_case}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobkit import job_environ, load, result_files, specs_for
+from jobkit import job_environ, load, result_files, specs_for, start_job_body
 from llmb_plugin_deepseek_r1.job.run import JobFailed, benchmark_environment, run_job
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -202,21 +202,11 @@ def _pids_with(marker: str) -> list[int]:
 
 def test_sigterm_kills_the_benchmark_and_records_a_cancelled_result(tmp_path):
     import signal
-    import subprocess
-    import sys
 
-    from conftest import REPO
     from slurm_cluster import wait_until
 
     environ = job_environ(tmp_path, FAKE_TRTLLM_DELAY="120")
-    code = ("import os, sys; sys.path.insert(0, %r); from jobkit import specs_for; "
-            "from llmb_plugin_deepseek_r1.job.entry import run_job_body; "
-            "run_job_body(tuple(specs_for(dict(os.environ))), dict(os.environ))") % str(REPO / "tests")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=environ, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # the job prints this line just before it starts the benchmark
-        if line.startswith("[llmb] running chat"):
-            break
+    proc = start_job_body(environ)
     out = next((tmp_path / "workloads/inference_deepseek-r1/experiments").glob("*/*_4242.out"))
     wait_until(lambda: "DATASET DETAILS" in out.read_text() or None, 30, "the stand-in benchmark running")
     marker = str(tmp_path / "workloads/inference_deepseek-r1/dataset_chat_64_32.txt")

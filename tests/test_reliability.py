@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LLMB_RUN, REPO, RUN_ARGS
-from jobkit import job_environ, load, result_files
+from conftest import LLMB_RUN, RUN_ARGS
+from jobkit import job_environ, load, result_files, start_job_body
 from slurm_cluster import wait_until
 
 SECRET = "hf_s3cretTokenValue42"
@@ -387,14 +387,7 @@ def test_sigint_records_a_cancelled_result_that_results_lists(tmp_path, capsys):
     from llmb_plugin_deepseek_r1.results.cli import main
 
     environ = job_environ(tmp_path, FAKE_TRTLLM_DELAY="120")
-    code = ("import os, sys; sys.path.insert(0, %r); from jobkit import specs_for; "
-            "from llmb_plugin_deepseek_r1.job.entry import run_job_body; "
-            "run_job_body(tuple(specs_for(dict(os.environ))), dict(os.environ))") % str(REPO / "tests")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=environ, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        if line.startswith("[llmb] running chat"):
-            break
+    proc = start_job_body(environ)
     proc.send_signal(signal.SIGINT)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode != 0 and "KeyboardInterrupt" not in output
