@@ -307,16 +307,18 @@ class HostContext:
 
 
 def resolve_context(environ: Mapping[str, str], cwd: Path, overrides: Mapping[str, str] = (),
-                    workload: str | None = None) -> HostContext:
+                    workload: str | None = None, cluster: ClusterConfig | None = None) -> HostContext:
     """Shell, then cluster_config.yaml (slurm.* as SBATCH_*, environment, the workload's own environment),
-    then ``--env`` overrides: later wins, as in NVIDIA's llmb-run."""
+    then ``--env`` overrides: later wins, as in NVIDIA's llmb-run. ``cluster`` is the file already read for this
+    ``cwd`` and shell (one invocation resolves a context per task; the file is found and parsed once)."""
     if environ.get("STAGE_PATH"):
         raise ConfigError(
             "STAGE_PATH is set but is no longer used: set LLMB_INSTALL to the top-level install directory "
             "(workloads then live in $LLMB_INSTALL/workloads/<workload>) and unset STAGE_PATH"
         )
-    config_path = find_cluster_config(cwd, environ)
-    cluster = parse_cluster_config(config_path) if config_path else ClusterConfig()
+    if cluster is None:
+        config_path = find_cluster_config(cwd, environ)
+        cluster = parse_cluster_config(config_path) if config_path else ClusterConfig()
     env: dict[str, str] = dict(environ)
     sources: dict[str, str] = {}
     name = CONFIG_NAME

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .cluster import DERIVED, SHELL, HostContext, check_installed, resolve_context
+from .cluster import DERIVED, SHELL, ClusterConfig, HostContext, check_installed, resolve_context
 from .contract import JobPlan, RunRequest, is_secret_name
 from . import errors, records, safety
 from .errors import ConfigError, ValidationError
@@ -102,10 +102,10 @@ def _with_experiment_dir(plan: JobPlan) -> JobPlan:
 
 
 def prepare(task: Task, repeats: int, args: argparse.Namespace, registry: Any, environ: Mapping[str, str],
-            cwd: Path, env_flags: Mapping[str, str], slurm: Mapping[str, Any]) -> Prepared:
+            cwd: Path, env_flags: Mapping[str, str], slurm: Mapping[str, Any], cluster: ClusterConfig) -> Prepared:
     workload = registry.get(task.workload)
     overrides = {**task.env, **env_flags}
-    context = resolve_context(environ, cwd, overrides, workload=workload.key)
+    context = resolve_context(environ, cwd, overrides, workload=workload.key, cluster=cluster)
     safety.mount_path("LLMB_INSTALL", str(context.install_dir))  # mounted into the container, in #SBATCH paths
     check_installed(context.cluster, workload.key, args.force)
     validate_request(workload.metadata, workload.key, context.gpu_type, task.model_size, task.dtype, task.scale,
@@ -171,7 +171,7 @@ def run_command(args: argparse.Namespace, registry: Any, environ: Mapping[str, s
     if not 1 <= args.repeats <= MAX_REPEATS:
         raise ValidationError(f"--repeats {args.repeats} is not valid: expected 1 to {MAX_REPEATS}")
     tasks = select_tasks(args, registry, base)
-    prepared = [prepare(task, len(list(group)), args, registry, environ, cwd, env_flags, slurm)
+    prepared = [prepare(task, len(list(group)), args, registry, environ, cwd, env_flags, slurm, base.cluster)
                 for task, group in itertools.groupby(tasks)]
     jobs = sum(len(item.plans) for item in prepared)
     if jobs > MAX_JOBS:
