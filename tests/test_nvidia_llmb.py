@@ -71,15 +71,22 @@ def our_native_run(install: Path, env: dict[str, str]) -> str:
     return job["job_id"]
 
 
-def test_nvidia_llmb_run_1_15_submit_runs_the_recipe_like_our_own_runs(slurm_cluster, nvidia_llmb_run, tmp_path):
+def nvidia_run(launcher, tmp_path: Path, version: str, command: str, schema: int
+               ) -> tuple[Path, dict[str, str], str]:
+    """NVIDIA's llmb-run VERSION (``launcher``: the nvidia_llmb_run fixture) `COMMAND` of the recipe, from a
+    fresh install whose cluster_config.yaml has ``schema``; (install, environment, job id) once it submitted."""
     install = tmp_path / "install"
     install.mkdir()
-    cluster_config(install, 2, environment=job_knobs(install))
+    cluster_config(install, schema, environment=job_knobs(install))
     env = slurm_env(shell_environ())
-    done = subprocess.run([str(nvidia_llmb_run("1.15.0")), "submit", *TASK], env=env, cwd=install,
+    done = subprocess.run([str(launcher(version)), command, *TASK], env=env, cwd=install,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    job_id = nvidia_job_id(done.stdout)
+    return install, env, nvidia_job_id(done.stdout)
+
+
+def test_nvidia_llmb_run_1_15_submit_runs_the_recipe_like_our_own_runs(slurm_cluster, nvidia_llmb_run, tmp_path):
+    install, env, job_id = nvidia_run(nvidia_llmb_run, tmp_path, "1.15.0", "submit", schema=2)
     record = wait_sacct_state(job_id, "COMPLETED", timeout=300)
     # --exclusive (launch.sh's header) allocates every GPU of the node (8 on the two-node test cluster)
     assert (record["Partition"], record["Account"]) == ("debug", "llmb")
@@ -102,14 +109,7 @@ def test_nvidia_llmb_run_1_15_submit_runs_the_recipe_like_our_own_runs(slurm_clu
 
 
 def test_nvidia_llmb_run_1_2_single_runs_the_recipe(slurm_cluster, nvidia_llmb_run, tmp_path):
-    install = tmp_path / "install"
-    install.mkdir()
-    cluster_config(install, 1, environment=job_knobs(install))
-    env = slurm_env(shell_environ())
-    done = subprocess.run([str(nvidia_llmb_run("1.2.0")), "single", *TASK], env=env, cwd=install,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    job_id = nvidia_job_id(done.stdout)
+    install, env, job_id = nvidia_run(nvidia_llmb_run, tmp_path, "1.2.0", "single", schema=1)
     wait_sacct_state(job_id, "COMPLETED", timeout=300)
     assert "launch.sh: using Python" in (install / f"slurm-{job_id}.out").read_text()  # 1.2 logs to its cwd
     assert verdict(install, job_id) == "VALID"
