@@ -20,6 +20,7 @@ from typing import Any
 
 from llmb_plugin_deepseek_r1 import document as result_document
 from llmb_plugin_deepseek_r1.host.errors import InvalidInput
+from llmb_plugin_deepseek_r1.host.records import write_text_atomic
 
 METRICS = ("output_tok_s_gpu", "total_tok_s_gpu", "output_tok_s_user", "avg_ttft_ms", "avg_tpot_ms",
            "request_throughput_req_s")
@@ -255,8 +256,6 @@ def _write_cache(path: Path, files: dict[str, list[Any]]) -> None:
     """Columns, not objects: each record's key list is stored once per distinct list, its values as a row (and
     its ``files`` entry, which is the file itself, not at all), which makes the cache a third smaller and
     quicker to parse than a list of objects."""
-    import tempfile
-
     key_ids: dict[tuple[str, ...], int] = {}
     rows = []
     for name, (size, mtime_ns, ino, record, why) in files.items():
@@ -267,15 +266,7 @@ def _write_cache(path: Path, files: dict[str, list[Any]]) -> None:
             values = list(fields.values())
         rows.append([name, size, mtime_ns, ino, keys, values, why])
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"code": _code_stamp(), "keys": [list(k) for k in key_ids], "rows": rows}, handle)
-            os.replace(temp, path)
-        except BaseException:
-            os.unlink(temp)
-            raise
+        write_text_atomic(path, json.dumps({"code": _code_stamp(), "keys": [list(k) for k in key_ids], "rows": rows}))
     except OSError:
         pass  # only a speed-up
 
