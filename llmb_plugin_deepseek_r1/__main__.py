@@ -6,10 +6,12 @@ command runs, so that one broken optional dependency never breaks the others.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
 from llmb_plugin_deepseek_r1.host import errors
+from llmb_plugin_deepseek_r1.tuning import exit_without_teardown, no_blas_threads
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "verify-weights": ("llmb_plugin_deepseek_r1.weights", "check a DeepSeek-R1-FP4 checkpoint folder"),
@@ -23,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "archive": ("llmb_plugin_deepseek_r1.results.cli", "pack experiments (logs, results, YAML) into one file"),
 }
 
+
+# Commands that use numpy for bulk work but never multiply a matrix: imported without BLAS threads, and ended
+# without the interpreter's teardown once their files are closed (tuning).
+BULK_NUMPY_COMMANDS = {"prepare-dataset", "validate-dataset"}
 
 # The function each module exposes for its command, where it is not ``main``.
 ENTRY_POINTS = {"prepare-dataset": "main_prepare_dataset", "validate-dataset": "main_validate_dataset",
@@ -48,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {what}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return errors.EXIT_USAGE
     name, rest = args[0], args[1:]
-    module = importlib.import_module(COMMANDS[name][0])
+    with no_blas_threads() if name in BULK_NUMPY_COMMANDS else contextlib.nullcontext():
+        module = importlib.import_module(COMMANDS[name][0])
     return int(getattr(module, ENTRY_POINTS.get(name, "main"))(rest) or 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if sys.argv[1:2] and sys.argv[1] in BULK_NUMPY_COMMANDS:
+        exit_without_teardown(status)
+    sys.exit(status)

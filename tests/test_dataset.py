@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 
 from llmb_plugin_deepseek_r1.dataset.store import (
     DatasetError,
@@ -101,11 +102,11 @@ def test_normal_lengths_are_rounded_and_clipped_to_one(tmp_path: Path) -> None:
 # --- determinism ---------------------------------------------------------------------------------------------
 
 
-def test_same_seed_gives_the_same_bytes_and_sha256(tmp_path: Path) -> None:
+def test_same_seed_gives_the_same_bytes_and_digest(tmp_path: Path) -> None:
     a = generate_dataset(tmp_path / "a.txt", small())
     b = generate_dataset(tmp_path / "b.txt", small())
     assert (tmp_path / "a.txt").read_bytes() == (tmp_path / "b.txt").read_bytes()
-    assert a.sha256 == b.sha256 == hashlib.sha256((tmp_path / "a.txt").read_bytes()).hexdigest()
+    assert a.digest == b.digest == "xxh3_128:" + xxhash.xxh3_128((tmp_path / "a.txt").read_bytes()).hexdigest()
 
 
 def test_different_seeds_give_different_tokens(tmp_path: Path) -> None:
@@ -167,7 +168,8 @@ def test_bytes_for_a_seed_equal_the_previous_writers(fields: dict, sha256: str, 
                                                      workers: int | None) -> None:
     out = io.BytesIO()
     stats = write_requests(out, DatasetRequest(**fields), chunk_slots=chunk_slots, workers=workers)
-    assert hashlib.sha256(out.getvalue()).hexdigest() == stats.sha256 == sha256
+    assert hashlib.sha256(out.getvalue()).hexdigest() == sha256
+    assert stats.digest == "xxh3_128:" + xxhash.xxh3_128(out.getvalue()).hexdigest()
     assert stats.size == len(out.getvalue())
 
 
@@ -231,8 +233,29 @@ def test_sidecar_describes_the_file(tmp_path: Path) -> None:
     assert {k: stored[k] for k in ("isl", "osl", "num_requests", "vocab_size", "eos_id", "seed")} == \
         {"isl": 40, "osl": 9, "num_requests": 30, "vocab_size": 50, "eos_id": 7, "seed": 420}
     assert stored["size"] == path.stat().st_size
-    assert stored["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert stored["digest"] == "xxh3_128:" + xxhash.xxh3_128(path.read_bytes()).hexdigest()
     assert DatasetInfo.from_dict(stored) == info == read_sidecar(path)
+
+
+def test_a_sidecar_written_by_0_1_is_read_and_its_sha256_still_decides(tmp_path: Path) -> None:
+    path = tmp_path / "d.txt"
+    info = generate_dataset(path, small())
+    old = {k: v for k, v in info.to_dict().items() if k != "digest"}
+    old["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()  # what 0.1 wrote
+    sidecar_path(path).write_text(json.dumps(old))
+    assert read_sidecar(path).digest == f"sha256:{old['sha256']}"
+    os.utime(path, ns=(1, 1))  # the cheap check fails: the recorded SHA-256 decides
+    assert ensure_dataset(path, small())[1] == "reused"
+    _flip_one_digit(path)
+    assert "digest" in find_reusable(path, small())[1]
+
+
+def test_a_sidecar_with_an_unknown_digest_is_not_trusted(tmp_path: Path) -> None:
+    path = tmp_path / "d.txt"
+    info = generate_dataset(path, small())
+    sidecar_path(path).write_text(json.dumps({**info.to_dict(), "digest": "md5:00"}))
+    found, why = find_reusable(path, small())
+    assert found is None and "'md5:00'" in why and "xxh3_128, sha256" in why
 
 
 def test_missing_then_reused(tmp_path: Path) -> None:
@@ -283,7 +306,7 @@ def test_changed_content_is_never_reused(tmp_path: Path) -> None:
     _flip_one_digit(path)  # same size, new mtime
     changed = path.read_bytes()
     info, why = find_reusable(path, small())
-    assert info is None and "sha256" in why
+    assert info is None and "digest" in why
     # Not ours any more: never overwritten; used only because it still validates for the request.
     info, action = ensure_dataset(path, small())
     assert action == "validated" and info.generator == "user-provided (validated)"
@@ -296,8 +319,8 @@ def test_changed_content_with_restored_mtime_is_caught_by_verify(tmp_path: Path)
     stat = path.stat()
     _flip_one_digit(path)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert find_reusable(path, small(), verify_sha256=True)[0] is None
-    assert ensure_dataset(path, small(), verify_sha256=True)[1] == "validated"
+    assert find_reusable(path, small(), verify=True)[0] is None
+    assert ensure_dataset(path, small(), verify=True)[1] == "validated"
 
 
 def test_truncated_file_is_an_error_and_left_untouched(tmp_path: Path) -> None:
@@ -424,7 +447,7 @@ def test_read_only_directory_still_reuses_a_copied_dataset(read_only_dir) -> Non
     directory, lock = read_only_dir
     path = directory / "d.txt"
     ensure_dataset(path, small())
-    os.utime(path, ns=(0, 0))  # as after a copy: the cheap check fails, sha256 decides, sidecar cannot refresh
+    os.utime(path, ns=(0, 0))  # as after a copy: the cheap check fails, the digest decides, sidecar cannot refresh
     lock()
     assert ensure_dataset(path, small())[1] == "reused"
 

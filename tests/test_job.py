@@ -53,7 +53,7 @@ def test_valid_run_writes_result_logs_yaml_and_status(tmp_path):
     assert written_yaml["cuda_graph_batch_sizes"] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 384]
     prov = doc["provenance"]
     assert prov["knobs"]["USE_CASES"] == "chat:64/32" and prov["knobs"]["NUM_REQUESTS"] == "20"
-    assert prov["trtllm_version_reported"] == "1.0.0rc1" and len(prov["dataset"]["sha256"]) == 64
+    assert prov["trtllm_version_reported"] == "1.0.0rc1" and prov["dataset"]["digest"].startswith("xxh3_128:")
     assert [c["status"] for c in prov["preflight"] if c["name"] == "gpus"] == ["skipped"]
     status = load(tmp_path / "workloads/inference_deepseek-r1/experiments/.llmb/jobs/4242.json")
     assert status["state"] == "COMPLETED" and status["results"][0]["verdict"] == "VALID"

@@ -78,7 +78,7 @@ def _prepare_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stdev-out", type=float, default=0.0, help="stdev of output lengths (default 0: exact)")
     parser.add_argument("--output", type=Path, required=True, help="dataset file to write")
     parser.add_argument("--force", action="store_true", help="regenerate even if the existing dataset fits")
-    parser.add_argument("--verify", action="store_true", help="check sha256 before reusing an existing dataset")
+    parser.add_argument("--verify", action="store_true", help="check the content digest before reusing an existing dataset")
     return parser
 
 
@@ -91,10 +91,10 @@ def _prepare(args: argparse.Namespace) -> int:
     if args.force:
         info, how = generate_dataset(args.output, req), "generated"
     else:
-        info, how = ensure_dataset(args.output, req, verify_sha256=args.verify)
+        info, how = ensure_dataset(args.output, req, verify=args.verify)
     took = time.perf_counter() - start
     print(f"{how} {args.output}: {req.describe()}; {info.num_requests} requests in file, "
-          f"{info.size / 1e6:.1f} MB, sha256 {info.sha256[:16]}, {took:.2f} s")
+          f"{info.size / 1e6:.1f} MB, digest {info.digest[:25]}, {took:.2f} s")
     return 0
 
 

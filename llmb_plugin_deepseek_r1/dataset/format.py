@@ -2,9 +2,11 @@
 
 Why it is fast: every allowed token id is pre-encoded once as an 8-byte word (its digits and a comma, padded with
 zero bytes). A chunk of requests is one array of word indices: per line, 5 slots for ``{"task_id":N,"input_ids":[``,
-one slot per input token and 4 slots for ``],"output_tokens":M}\\n``. The random draws are made straight into that
-array (the framing slots are then overwritten, their draws unused), one ``take`` gathers the words and one
-``translate`` drops the zero padding. No per-token Python work; memory is bounded by the chunk size.
+one slot per input token and 4 slots for ``],"output_tokens":M}\\n``. The random draws (:mod:`.draws`) are made
+straight into that array (the framing slots are then overwritten, their draws unused), one ``take`` gathers the
+words and one fancy assignment stores them, two by two, at their byte offsets, each overwriting the zero padding
+of the one before. No per-token Python work; memory is bounded by the chunk size. The bytes are hashed (XXH3,
+:mod:`.digest`) and written by one more thread while the next chunks are drawn and formatted.
 
 Semantics (those of TensorRT-LLM's ``prepare_dataset.py --stdout token-norm-dist``): lengths are exact (or
 normal(mean, stdev) rounded to the nearest integer and clipped to >= 1), ids are uniform over ``[0, vocab)``
@@ -12,24 +14,25 @@ minus the EOS id(s), task ids run 0..N-1, and every line is what ``json.dumps(..
 writes (TensorRT-LLM's own separators).
 
 Determinism: three numpy streams (slots, input lengths, output lengths) derive from ``SeedSequence(seed)`` and
-are consumed strictly in order, a fixed number of draws per line, so the bytes depend only on the request - not
-on chunk size or thread count - and the first N lines of a larger dataset equal the N-request dataset.
+are consumed strictly in order, a fixed number of draws per line (:mod:`.draws`), so the bytes depend only on the
+request - not on chunk size or thread count - and the first N lines of a larger dataset equal the N-request
+dataset.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 
-from .model import MAX_TOKENS, DatasetRequest
+from . import digest as _digest
+from .draws import Chunk, iter_draws
+from .model import DatasetRequest
 
 PREFIX = b'{"task_id":%d,"input_ids":['
 SUFFIX = b'],"output_tokens":%d}\n'
@@ -40,23 +43,32 @@ PREFIX_SLOTS, SUFFIX_SLOTS = 5, 4
 FRAME_SLOTS = PREFIX_SLOTS + SUFFIX_SLOTS
 #: Slots per chunk: about 2 MB for each of the chunk's arrays; enough to amortise per-chunk overhead.
 CHUNK_SLOTS = 1 << 18
-_STREAM_SLOTS, _STREAM_ISL, _STREAM_OSL = 0, 1, 2
 
 
-def encode_words(values: np.ndarray, separator: bytes = b"") -> np.ndarray:
-    """Each non-negative int (< 10**7) as a little-endian uint64 holding its ASCII digits, then ``separator``."""
-    values = np.asarray(values, dtype=np.int64)
-    ndigits = np.ones(values.shape, dtype=np.int64)
+def _digit_counts(values: np.ndarray) -> np.ndarray:
+    """Decimal digits of each non-negative int (< 10**7), as uint64."""
+    ndigits = np.ones(values.shape, dtype=np.uint64)
     for power in range(1, 7):
         ndigits += values >= 10**power
+    return ndigits
+
+
+def encode_words(values: np.ndarray, separator: bytes = b"", ndigits: np.ndarray | None = None) -> np.ndarray:
+    """Each non-negative int (< 10**7) as a little-endian uint64 holding its ASCII digits, then ``separator``.
+
+    All seven digit places are written at fixed bytes (each digit by a division by the constant 10, numpy's fast
+    path), then one shift per value drops the leading zeros: no per-element divisors, no per-byte work."""
+    values = np.asarray(values).astype(np.uint32)
+    ndigits = _digit_counts(values) if ndigits is None else ndigits
     words = np.zeros(values.shape, dtype=np.uint64)
-    for pos in range(7):
-        exponent = ndigits - 1 - pos
-        digit = (values // 10 ** np.maximum(exponent, 0)) % 10
-        byte = np.where(exponent >= 0, 48 + digit, 0).astype(np.uint64)
-        words |= byte << np.uint64(8 * pos)
+    for place in range(7):
+        quotient = values // np.uint32(10)
+        digit = values - quotient * np.uint32(10) + np.uint32(48)
+        words |= digit.astype(np.uint64) << np.uint64(8 * (6 - place))
+        values = quotient
+    words >>= (np.uint64(7) - ndigits) * np.uint64(8)
     if separator:
-        words |= np.uint64(separator[0]) << (8 * ndigits).astype(np.uint64)
+        words |= np.uint64(separator[0]) << (np.uint64(8) * ndigits)
     return words
 
 
@@ -84,12 +96,16 @@ def token_table(vocab_size: int, eos_ids: tuple[int, ...]) -> TokenTable:
 
     A uniform draw over this table is a uniform draw over the allowed ids (TensorRT-LLM's script instead
     rewrites a drawn EOS to EOS+1, which makes that one id twice as likely; the set of ids is the same).
+    The words without a comma are those with it, the comma byte cleared; lengths are digit counts (+1 with it).
     """
     keep = np.ones(vocab_size, dtype=bool)
     keep[list(eos_ids)] = False
     allowed = np.flatnonzero(keep).astype(np.int64)
-    words = np.concatenate([encode_words(allowed, SEPARATOR), encode_words(allowed)])
-    return TokenTable(allowed=allowed, words=words, lengths=word_lengths(words))
+    ndigits = _digit_counts(allowed)
+    with_comma = encode_words(allowed, SEPARATOR, ndigits)
+    without = with_comma & ~(np.uint64(0xFF) << (np.uint64(8) * ndigits))
+    lengths = np.concatenate([ndigits + np.uint64(1), ndigits]).astype(np.uint8)
+    return TokenTable(allowed=allowed, words=np.concatenate([with_comma, without]), lengths=lengths)
 
 
 def _padded(texts: list[bytes], slots: int) -> bytes:
@@ -100,132 +116,116 @@ def _padded(texts: list[bytes], slots: int) -> bytes:
 class ChunkFormatter:
     """Turns chunks of slot draws into JSON Lines bytes, reusing its arrays from one chunk to the next.
 
-    ``ext`` is the token words followed by the chunk's framing words. Each selected word is stored, 8 bytes at
-    once, at the running sum of the lengths before it: the next word overwrites its zero padding. Every step is
-    one numpy call that releases the GIL (take, cumsum, fancy assignment), so formatters run in parallel
-    threads. One formatter per thread.
+    ``ext`` is the token words (with and without a comma), one empty word for rejected slots, then the chunk's
+    framing words. Words are stored two at a time: each pair is packed into 16 bytes (the second word shifted
+    past the first one's text) and stored at the running sum of the lengths before it, so the next pair
+    overwrites its zero padding. numpy's store at unaligned byte offsets costs the same per item whatever the
+    item's size, which is why pairs pay. Every step is one numpy call that releases the GIL (take, shifts,
+    cumsum, fancy assignment), so formatters run in parallel threads. One formatter per thread.
     """
 
     def __init__(self, table: TokenTable) -> None:
         self.table = table
+        self.empty_word = len(table.words)
         self._ext = np.empty(0, dtype=np.uint64)
         self._ext_lengths = np.empty(0, dtype=np.uint8)
-        self._index = np.empty(0, dtype=np.intp)
-        self._words = np.empty(0, dtype=np.uint64)
-        self._lengths = np.empty(0, dtype=np.uint8)
-        self._offsets = np.empty(0, dtype=np.int64)
+        self._capacity = -1
 
     def _ext_with(self, framing: bytes) -> tuple[np.ndarray, np.ndarray]:
-        words = len(self.table.words)
+        words = self.empty_word + 1
         need = words + len(framing) // 8
         if len(self._ext) < need:
             self._ext = np.empty(need + need // 8, dtype=np.uint64)
-            self._ext[:words] = self.table.words
+            self._ext[:words - 1] = self.table.words
+            self._ext[words - 1] = 0
             self._ext_lengths = np.empty(len(self._ext), dtype=np.uint8)
-            self._ext_lengths[:words] = self.table.lengths
+            self._ext_lengths[:words - 1] = self.table.lengths
+            self._ext_lengths[words - 1] = 0
         self._ext.view(np.uint8)[8 * words:8 * need] = np.frombuffer(framing, dtype=np.uint8)
         self._ext_lengths[words:need] = word_lengths(self._ext[words:need])
         return self._ext[:need], self._ext_lengths[:need]
 
     def _scratch(self, count: int) -> None:
-        if len(self._index) < count:
-            size = count + count // 8
-            self._index = np.empty(size, dtype=np.intp)
-            self._words = np.empty(size, dtype=np.uint64)
-            self._lengths = np.empty(size, dtype=np.uint8)
-            self._offsets = np.empty(size, dtype=np.int64)
+        """Arrays for ``count`` words (rounded up to pairs), grown with some headroom, then reused."""
+        if self._capacity >= count:
+            return
+        pairs = (count + count // 8) // 2 + 1
+        self._capacity = 2 * pairs
+        self._words = np.empty(2 * pairs, dtype=np.uint64)
+        self._lengths = np.empty(2 * pairs, dtype=np.uint8)
+        self._shifts = np.empty(pairs, dtype=np.uint64)
+        self._shifted = np.empty(pairs, dtype=np.uint64)
+        self._packed = np.empty((pairs, 2), dtype=np.uint64)
+        self._offsets = np.empty(pairs, dtype=np.int64)
 
-    def format(self, slots: np.ndarray, isl: np.ndarray, osl: np.ndarray, first_task: int,
-               out: bytearray) -> memoryview:
-        """JSON Lines for requests ``first_task, first_task + 1, ...``, written into ``out`` (at least
-        ``8 * len(slots) + 8`` bytes); returns the written part.
+    def _store(self, count: int, out: bytearray) -> int:
+        """Store the first ``count`` gathered words into ``out``, two at a time; returns the bytes written."""
+        pairs = (count + 1) // 2
+        words, lengths = self._words[:2 * pairs], self._lengths[:2 * pairs]
+        words[count:], lengths[count:] = 0, 0  # an odd count ends with an empty word
+        first, second = words[0::2], words[1::2]
+        shifts, shifted = self._shifts[:pairs], self._shifted[:pairs]
+        packed, offsets = self._packed[:pairs], self._offsets[:pairs]
+        np.left_shift(lengths[0::2], 3, out=shifts, dtype=np.uint64, casting="unsafe")  # first's text, in bits
+        np.left_shift(second, shifts, out=shifted)  # a shift by 64 (a full first word) gives 0 in numpy
+        np.bitwise_or(first, shifted, out=packed[:, 0])
+        np.subtract(np.uint64(64), shifts, out=shifts)
+        np.right_shift(second, shifts, out=packed[:, 1])  # what did not fit in the low half
+        np.add(lengths[0::2], lengths[1::2], out=shifts, dtype=np.uint64, casting="unsafe")  # pair lengths
+        offsets[0] = 0  # each pair starts where the ones before it end: an exclusive running sum
+        np.cumsum(shifts[:-1], out=offsets[1:].view(np.uint64))
+        size = int(offsets[-1]) + int(shifts[-1])
+        # One 16-byte item at every byte offset of ``out`` (overlapping, unaligned); numpy stores a 1-d index in
+        # order, so pair i + 1 overwrites pair i's padding (an empty word adds only padding).
+        at_byte = np.ndarray((len(out) - 15,), dtype="V16", buffer=out, strides=(1,))
+        at_byte[offsets] = packed.view("V16").ravel()
+        del at_byte  # release the export so that ``out`` can be resized by its owner
+        return size
 
-        ``slots`` holds ``isl[r] + FRAME_SLOTS`` draws in ``[0, table.n)`` per request, request after request
-        (it is modified in place): the token slots keep their draws, the framing slots are overwritten.
+    def format(self, chunk: Chunk, out: bytearray) -> memoryview:
+        """JSON Lines for the chunk's requests, written into ``out`` (at least ``8 * len(chunk.slots) + 16``
+        bytes); returns the written part. ``chunk.slots`` becomes the word index of each slot (in place): token
+        slots keep their draws, the framing slots get framing words and rejected slots the empty word.
         """
-        n, rows, count = self.table.n, len(isl), len(slots)
-        if len(out) < 8 * count + 8:
+        n, rows, count = self.table.n, len(chunk.isl), len(chunk.slots)
+        isl, osl = chunk.isl, chunk.osl
+        if len(out) < 8 * count + 16:
             raise ValueError(f"output buffer of {len(out)} bytes is too small for {count} words")
         shared_suffix = bool(np.all(osl == osl[0]))
-        prefix = _padded([PREFIX % (first_task + r) for r in range(rows)], PREFIX_SLOTS)
+        prefix = _padded([PREFIX % (chunk.first_task + r) for r in range(rows)], PREFIX_SLOTS)
         suffix = _padded([SUFFIX % o for o in (osl[:1] if shared_suffix else osl).tolist()], SUFFIX_SLOTS)
         ext, ext_lengths = self._ext_with(prefix + suffix)
+        framing = self.empty_word + 1
+        index = chunk.slots.view(np.intp)
+        index[chunk.rejected] = self.empty_word
         widths = isl + FRAME_SLOTS
         starts = np.cumsum(widths) - widths
-        pre_at = starts[:, None] + np.arange(PREFIX_SLOTS)
-        slots[pre_at.ravel()] = 2 * n + np.arange(rows * PREFIX_SLOTS)
+        pre_at = chunk.positions(starts[:, None] + np.arange(PREFIX_SLOTS))
+        index[pre_at.ravel()] = framing + np.arange(rows * PREFIX_SLOTS)
         last_token = starts + PREFIX_SLOTS + isl - 1
-        slots[last_token] += n  # the last id of a line has no comma after it
-        suf_at = (last_token + 1)[:, None] + np.arange(SUFFIX_SLOTS)
-        suf_words = 2 * n + rows * PREFIX_SLOTS + np.arange(len(suffix) // 8).reshape(-1, SUFFIX_SLOTS)
-        slots[suf_at.ravel()] = np.broadcast_to(suf_words, (rows, SUFFIX_SLOTS)).ravel()
+        index[chunk.positions(last_token)] += n  # the last id of a line has no comma after it
+        suf_at = chunk.positions((last_token + 1)[:, None] + np.arange(SUFFIX_SLOTS))
+        suf_words = framing + rows * PREFIX_SLOTS + np.arange(len(suffix) // 8).reshape(-1, SUFFIX_SLOTS)
+        index[suf_at.ravel()] = np.broadcast_to(suf_words, (rows, SUFFIX_SLOTS)).ravel()
         self._scratch(count)
-        index, words = self._index[:count], self._words[:count]
-        lengths, offsets = self._lengths[:count], self._offsets[:count]
-        index[:] = slots
-        ext.take(index, out=words, mode="clip")
-        ext_lengths.take(index, out=lengths, mode="clip")
-        np.cumsum(lengths, dtype=np.int64, out=offsets)
-        size = int(offsets[-1])
-        offsets -= lengths
-        # One uint64 at every byte offset of ``out`` (overlapping, unaligned): storing word i at offsets[i]
-        # writes its text and zero padding; numpy stores a 1-d index in order, so word i + 1 then
-        # overwrites that padding.
-        at_byte = np.ndarray((len(out) - 7,), dtype=np.uint64, buffer=out, strides=(1,))
-        at_byte[offsets] = words
-        del at_byte  # release the export so that ``out`` can be resized by its owner
-        return memoryview(out)[:size]
-
-
-def _lengths(rng: np.random.Generator | None, mean: int, stdev: float, count: int) -> np.ndarray:
-    """``count`` lengths: exactly ``mean``, or normal(mean, stdev) rounded to nearest and clipped to
-    ``[1, MAX_TOKENS]`` (the upper clip only matters for absurd stdevs)."""
-    if rng is None:
-        return np.full(count, mean, dtype=np.int64)
-    return np.clip(np.rint(rng.normal(mean, stdev, count)), 1, MAX_TOKENS).astype(np.int64)
-
-
-def _rng(seed: int, stream: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64DXSM(np.random.SeedSequence(seed, spawn_key=(stream,))))
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Consecutive requests, drawn but not yet formatted (``slots`` as :meth:`ChunkFormatter.format` wants)."""
-
-    first_task: int
-    slots: np.ndarray
-    isl: np.ndarray
-    osl: np.ndarray
-
-
-def iter_draws(req: DatasetRequest, n_allowed: int, chunk_slots: int = CHUNK_SLOTS) -> Iterator[Chunk]:
-    """The random part of the dataset, chunk after chunk, each stream consumed strictly in order."""
-    slots = _rng(req.seed, _STREAM_SLOTS)
-    isl_rng = _rng(req.seed, _STREAM_ISL) if req.stdev_in > 0 else None
-    osl_rng = _rng(req.seed, _STREAM_OSL) if req.stdev_out > 0 else None
-    rows_per_chunk = max(1, chunk_slots // (req.isl + FRAME_SLOTS))
-    for first in range(0, req.num_requests, rows_per_chunk):
-        rows = min(rows_per_chunk, req.num_requests - first)
-        isl = _lengths(isl_rng, req.isl, req.stdev_in, rows)
-        osl = _lengths(osl_rng, req.osl, req.stdev_out, rows)
-        draws = slots.integers(0, n_allowed, size=int(isl.sum()) + rows * FRAME_SLOTS, dtype=np.int32)
-        yield Chunk(first, draws, isl, osl)
+        ext.take(index, out=self._words[:count], mode="clip")
+        ext_lengths.take(index, out=self._lengths[:count], mode="clip")
+        return memoryview(out)[:self._store(count, out)]
 
 
 @dataclass(frozen=True)
 class WriteStats:
-    """What was written: byte count, its sha256 and the token totals."""
+    """What was written: byte count, its content digest (``"xxh3_128:<hex>"``) and the token totals."""
 
     size: int
-    sha256: str
+    digest: str
     total_input_tokens: int
     total_output_tokens: int
 
 
 def default_workers() -> int:
-    """Formatting threads: one per core (formatting releases the GIL), at most four (the draws, sha256 and the
-    writes, one thread each, set the pace beyond that)."""
+    """Formatting threads: one per core (formatting releases the GIL), at most four (the draws and the writes,
+    one thread each, set the pace beyond that)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
@@ -238,63 +238,58 @@ def write_requests(out: BinaryIO, req: DatasetRequest, chunk_slots: int = CHUNK_
     """Write the whole dataset to ``out``.
 
     This thread draws the random numbers (in order); ``workers`` threads format chunks into reusable buffers;
-    one thread hashes and another writes each formatted chunk, in order, at the same time. Draws, formatting,
-    sha256 and ``write`` all release the GIL, so every core works. At most ``workers + 2`` chunks are alive at a
-    time, whatever the request count. The bytes do not depend on ``chunk_slots``/``workers``.
+    one more thread hashes and writes each formatted chunk, in order. Draws, formatting, hashing and ``write``
+    all release the GIL, so every core works. At most ``workers + 2`` chunks are alive at a time, whatever the
+    request count. The bytes do not depend on ``chunk_slots``/``workers``.
     """
     table = token_table(req.vocab_size, req.eos_ids)
     workers = workers or default_workers()
     formatters: queue.SimpleQueue[ChunkFormatter] = queue.SimpleQueue()
     for _ in range(workers):
         formatters.put(ChunkFormatter(table))
-    digest = hashlib.sha256()
+    hasher = _digest.new_hasher()
 
     def format_chunk(chunk: Chunk, buffer: bytearray) -> memoryview:
         formatter = formatters.get()
         try:
-            return formatter.format(chunk.slots, chunk.isl, chunk.osl, chunk.first_task, buffer)
+            return formatter.format(chunk, buffer)
         finally:
             formatters.put(formatter)
 
-    def hash_chunk(formatted: Future[memoryview]) -> int:
+    def write_chunk(formatted: Future[memoryview]) -> int:
         data = formatted.result()
-        digest.update(data)
+        hasher.update(data)
+        out.write(data)
         return len(data)
 
-    def write_chunk(formatted: Future[memoryview]) -> None:
-        out.write(formatted.result())
-
     free: list[bytearray] = []
-    pending: deque[tuple[Future[int], Future[None], bytearray]] = deque()
+    pending: deque[tuple[Future[int], bytearray]] = deque()
     size = total_in = total_out = 0
 
     def retire_oldest() -> None:
         nonlocal size
-        hashed, written, buffer = pending.popleft()
-        size += hashed.result()
-        written.result()
+        written, buffer = pending.popleft()
+        size += written.result()
         free.append(buffer)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="dataset-format") as pool, \
-            ThreadPoolExecutor(1, thread_name_prefix="dataset-sha256") as hasher, \
             ThreadPoolExecutor(1, thread_name_prefix="dataset-write") as writer:
         try:
-            for chunk in iter_draws(req, table.n, chunk_slots):
+            for chunk in iter_draws(req, table.n, chunk_slots, FRAME_SLOTS):
                 total_in += int(chunk.isl.sum())
                 total_out += int(chunk.osl.sum())
                 while len(pending) >= workers + 2:
                     retire_oldest()
-                need = 8 * len(chunk.slots) + 8
+                need = 8 * len(chunk.slots) + 16
                 buffer = free.pop() if free else bytearray()
                 if len(buffer) < need:  # the first chunks; later ones only with varying lengths
                     buffer = bytearray(need if not pending else need + need // 8)
                 formatted = pool.submit(format_chunk, chunk, buffer)
-                pending.append((hasher.submit(hash_chunk, formatted), writer.submit(write_chunk, formatted), buffer))
+                pending.append((writer.submit(write_chunk, formatted), buffer))
             while pending:
                 retire_oldest()
         finally:
-            for hashed, written, _ in pending:
-                hashed.cancel()
+            for written, _ in pending:
                 written.cancel()
-    return WriteStats(size=size, sha256=digest.hexdigest(), total_input_tokens=total_in,
+    return WriteStats(size=size, digest=f"{_digest.ALGORITHM}:{hasher.hexdigest()}", total_input_tokens=total_in,
                       total_output_tokens=total_out)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .digest import split as split_digest
 from .limits import MAX_REQUESTS, MAX_TOKENS, MAX_VOCAB_SIZE  # noqa: F401 - part of this module's API
 
 #: Bump when the bytes written for the same request change (separators, sampling rule, RNG): existing
@@ -118,7 +119,9 @@ class DatasetRequest:
 class DatasetInfo:
     """The sidecar (``<dataset>.meta.json``): how a dataset file was made, and which file it describes.
 
-    ``size``, ``mtime_ns`` and ``inode`` identify the file cheaply; ``sha256`` is the authority when they differ.
+    ``size``, ``mtime_ns`` and ``inode`` identify the file cheaply; ``digest`` (``"<algorithm>:<hex>"``, see
+    :mod:`.digest`) is the authority when they differ. A sidecar written by 0.1 has ``sha256`` instead: it is
+    read as the digest ``"sha256:<hex>"``.
     """
 
     file: str
@@ -131,7 +134,7 @@ class DatasetInfo:
     stdev_in: float
     stdev_out: float
     size: int
-    sha256: str
+    digest: str
     mtime_ns: int
     inode: int
     total_input_tokens: int
@@ -154,6 +157,8 @@ class DatasetInfo:
         """Parse a sidecar; DatasetError when a field is missing or of the wrong kind."""
         if not isinstance(data, dict):
             raise DatasetError("sidecar is not a JSON object")
+        if "digest" not in data and isinstance(data.get("sha256"), str):  # written by 0.1
+            data = {**{k: v for k, v in data.items() if k != "sha256"}, "digest": f"sha256:{data['sha256']}"}
         names = [f for f in cls.__dataclass_fields__ if f != "extra"]
         required = [f for f in names if f not in ("format", "format_version", "generator", "created")]
         missing = [f for f in required if f not in data]
@@ -168,9 +173,13 @@ class DatasetInfo:
         kwargs["eos_id"] = normalize_eos(kwargs["eos_id"])
         kwargs["stdev_in"] = check_stdev("sidecar stdev_in", kwargs["stdev_in"])
         kwargs["stdev_out"] = check_stdev("sidecar stdev_out", kwargs["stdev_out"])
-        for name in ("file", "sha256", "format", "generator", "created"):
+        for name in ("file", "digest", "format", "generator", "created"):
             if name in kwargs and not isinstance(kwargs[name], str):
                 raise DatasetError(f"sidecar {name} must be a string, got {kwargs[name]!r}")
+        try:
+            split_digest(kwargs["digest"])
+        except ValueError as exc:
+            raise DatasetError(f"sidecar {exc}") from None
         extra = {k: v for k, v in data.items() if k not in names}
         return cls(**kwargs, extra=extra)
 

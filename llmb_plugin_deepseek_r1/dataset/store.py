@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .check import validate_dataset
+from .digest import file_digest, same_content
 from .format import write_requests
 from .model import (
     FORMAT_NAME,
@@ -49,7 +49,7 @@ __all__ = [
     "DatasetRequest",
     "ValidationResult",
     "ensure_dataset",
-    "file_sha256",
+    "file_digest",
     "find_reusable",
     "generate_dataset",
     "read_sidecar",
@@ -60,7 +60,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SIDECAR_SUFFIX = ".meta.json"
-_HASH_BLOCK = 8 << 20
 
 
 def sidecar_path(path: Path) -> Path:
@@ -171,7 +170,7 @@ def _generate(path: Path, req: DatasetRequest, why: str) -> DatasetInfo:
     info = DatasetInfo(
         file=path.name, isl=req.isl, osl=req.osl, num_requests=req.num_requests, vocab_size=req.vocab_size,
         eos_id=req.eos_id, seed=req.seed, stdev_in=req.stdev_in, stdev_out=req.stdev_out, size=stats.size,
-        sha256=stats.sha256, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
+        digest=stats.digest, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
         total_input_tokens=stats.total_input_tokens, total_output_tokens=stats.total_output_tokens,
         generator=f"llmb_plugin_deepseek_r1.dataset.store (numpy {np.__version__})", created=_now())
     _write_sidecar(info, path)
@@ -188,15 +187,6 @@ def generate_dataset(path: Path, req: DatasetRequest) -> DatasetInfo:
     return _generate(path, req, "asked to generate")
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in 8 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_sidecar(path: Path) -> DatasetInfo:
     """The sidecar of the dataset at ``path``; DatasetError when it is missing or unreadable."""
     meta = sidecar_path(path)
@@ -208,13 +198,13 @@ def read_sidecar(path: Path) -> DatasetInfo:
         raise DatasetError(f"{meta}: {exc}") from None
 
 
-def _own_sidecar(path: Path, stat: os.stat_result, verify_sha256: bool) -> tuple[DatasetInfo | None, str]:
+def _own_sidecar(path: Path, stat: os.stat_result, verify: bool) -> tuple[DatasetInfo | None, str]:
     """The sidecar when it still describes the file at ``path`` (a file this plugin wrote and nobody changed);
     else (None, why).
 
     Cheap by default: the file's size, mtime and inode must equal the sidecar's. When only mtime or inode differ (a
-    copy, a ``touch``), the file's sha256 decides, and on a match the sidecar is refreshed so that the next check is
-    cheap again. ``verify_sha256`` always hashes.
+    copy, a ``touch``), the file's digest decides, and on a match the sidecar is refreshed so that the next check is
+    cheap again. ``verify`` always hashes.
     """
     try:
         info = read_sidecar(path)
@@ -222,9 +212,9 @@ def _own_sidecar(path: Path, stat: os.stat_result, verify_sha256: bool) -> tuple
         return None, f"no usable sidecar: {exc}"
     if stat.st_size != info.size:
         return None, f"file has {stat.st_size} bytes, its sidecar says {info.size}: it changed since it was made"
-    if verify_sha256 or (stat.st_mtime_ns, stat.st_ino) != (info.mtime_ns, info.inode):
-        if file_sha256(path) != info.sha256:
-            return None, "file content differs from its sidecar's sha256: it changed since it was made"
+    if verify or (stat.st_mtime_ns, stat.st_ino) != (info.mtime_ns, info.inode):
+        if not same_content(path, info.digest):
+            return None, "file content differs from its sidecar's digest: it changed since it was made"
         if (stat.st_mtime_ns, stat.st_ino) != (info.mtime_ns, info.inode):
             info = dataclasses.replace(info, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino)
             try:
@@ -234,7 +224,7 @@ def _own_sidecar(path: Path, stat: os.stat_result, verify_sha256: bool) -> tuple
     return info, ""
 
 
-def find_reusable(path: Path, req: DatasetRequest, *, verify_sha256: bool = False) -> tuple[DatasetInfo | None, str]:
+def find_reusable(path: Path, req: DatasetRequest, *, verify: bool = False) -> tuple[DatasetInfo | None, str]:
     """(sidecar, "") when the file at ``path`` was written by this plugin, is unchanged and serves ``req`` (more
     requests than asked is fine); else (None, why not)."""
     path = Path(path)
@@ -242,7 +232,7 @@ def find_reusable(path: Path, req: DatasetRequest, *, verify_sha256: bool = Fals
         stat = path.stat()
     except FileNotFoundError:
         return None, "no dataset file"
-    info, why = _own_sidecar(path, stat, verify_sha256)
+    info, why = _own_sidecar(path, stat, verify)
     if info is None:
         return None, why
     why = info.mismatch(req)
@@ -261,14 +251,14 @@ def _adopt_foreign(path: Path, req: DatasetRequest, why: str) -> tuple[DatasetIn
     stat = path.stat()
     info = DatasetInfo(file=path.name, isl=req.isl, osl=req.osl, num_requests=result.lines,
                        vocab_size=req.vocab_size, eos_id=req.eos_id, seed=-1, stdev_in=req.stdev_in,
-                       stdev_out=req.stdev_out, size=stat.st_size, sha256=file_sha256(path),
+                       stdev_out=req.stdev_out, size=stat.st_size, digest=file_digest(path),
                        mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
                        total_input_tokens=req.isl * result.lines, total_output_tokens=req.osl * result.lines,
                        generator="user-provided (validated)", extra={"why_not_own": why})
     return info, "validated"
 
 
-def ensure_dataset(path: Path, req: DatasetRequest, *, verify_sha256: bool = False) -> tuple[DatasetInfo, str]:
+def ensure_dataset(path: Path, req: DatasetRequest, *, verify: bool = False) -> tuple[DatasetInfo, str]:
     """The dataset for ``req`` at ``path``, as (sidecar, action):
 
     - "reused": a file this plugin wrote, unchanged, that fits ``req`` (one with more requests fits too, as
@@ -284,7 +274,7 @@ def ensure_dataset(path: Path, req: DatasetRequest, *, verify_sha256: bool = Fal
         stat = None
     why = "no dataset file"
     if stat is not None:
-        info, why = _own_sidecar(path, stat, verify_sha256)
+        info, why = _own_sidecar(path, stat, verify)
         if info is None:
             return _adopt_foreign(path, req, why)
         why = info.mismatch(req)
