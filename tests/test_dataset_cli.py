@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,31 @@ def test_model_dir_and_explicit_vocabulary_are_exclusive(tmp_path: Path, model_d
 def test_help_exits_0(capsys: pytest.CaptureFixture) -> None:
     assert main_prepare_dataset(["--help"]) == 0
     assert "--num-requests" in capsys.readouterr().out
+
+
+def test_dispatcher_ends_without_teardown_but_flushes_and_keeps_the_status(tmp_path: Path) -> None:
+    # The dataset commands end through tuning.exit_without_teardown (os._exit): the piped output must still be
+    # complete and a failure's status kept.
+    bad = tmp_path / "bad.txt"
+    bad.write_text('{"task_id":0,"input_ids":[1,2],"output_tokens":3}\nnot json\n')
+    run = subprocess.run([sys.executable, "-m", "llmb_plugin_deepseek_r1", "validate-dataset", str(bad)],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 4 and "line 2" in run.stdout + run.stderr
+    out = tmp_path / "d.txt"
+    run = subprocess.run([sys.executable, "-m", "llmb_plugin_deepseek_r1", "prepare-dataset", "--isl", "5", "--osl",
+                          "2", "--num-requests", "3", "--vocab-size", "100", "--eos-id", "1", "--output", str(out)],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and run.stdout.endswith("s\n") and f"generated {out}" in run.stdout
+
+
+def test_numpy_is_imported_without_blas_threads_and_the_environment_is_restored() -> None:
+    script = ("import os, sys; from llmb_plugin_deepseek_r1.tuning import no_blas_threads\n"
+              "with no_blas_threads():\n"
+              "    inside = os.environ.get('OPENBLAS_NUM_THREADS'); import numpy\n"
+              "print(inside, os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert run.stdout.split() == ["1", "None"]
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**env, "OPENBLAS_NUM_THREADS": "3"})
+    assert run.stdout.split() == ["3", "3"]  # the user's own setting is kept
