@@ -16,9 +16,8 @@ may symlink experiments/ to scratch storage).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from llmb_plugin_deepseek_r1.host import records
 from llmb_plugin_deepseek_r1.host.errors import ValidationError
@@ -75,8 +74,7 @@ def model_dir(env: Mapping[str, str], workload_dir: Path, folder: str = DEFAULT_
     return inside(workload_dir / folder, workload_dir, "checkpoint folder")
 
 
-@dataclass(frozen=True)
-class WorkloadPaths:
+class WorkloadPaths(NamedTuple):
     """The paths of one install, resolved once from the install folder and the environment."""
 
     install_dir: Path

@@ -11,7 +11,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
 
 from .errors import ConfigError
 
@@ -29,13 +30,12 @@ COMMAND_LINE = "--env"
 DERIVED = "llmb-run"
 
 
-@dataclass(frozen=True)
-class WorkloadSettings:
+class WorkloadSettings(NamedTuple):
     """``workloads.config.<key>`` of cluster_config.yaml (written by NVIDIA's installer)."""
 
     venv_path: str | None = None
     venv_type: str | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import pluggy
 
@@ -18,8 +17,7 @@ from .errors import HostError, ValidationError
 ENTRY_POINT_GROUP = "llmb_run.workloads"
 
 
-@dataclass(frozen=True)
-class BrokenPlugin:
+class BrokenPlugin(NamedTuple):
     """A plugin that failed to load or register, kept so that `list` and errors can name it."""
 
     name: str
@@ -41,6 +39,8 @@ class Registry:
         if key in self.workloads:
             return self.workloads[key]
         hint = ""
+        import difflib  # only to suggest a name after a typo
+
         close = difflib.get_close_matches(key, list(self.workloads), n=3, cutoff=0.5)
         if close:
             hint = f"; did you mean {', '.join(close)}?"
@@ -52,8 +52,7 @@ class Registry:
         raise ValidationError(f"unknown workload {key!r}{hint}")
 
 
-@dataclass(frozen=True)
-class EntryPoint:
+class EntryPoint(NamedTuple):
     """One ``name = module[:attr]`` line of a distribution's ``entry_points.txt``."""
 
     name: str

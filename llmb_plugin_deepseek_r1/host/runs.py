@@ -10,9 +10,9 @@ import itertools
 import json
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .cluster import DERIVED, SHELL, ClusterConfig, HostContext, check_installed, resolve_context
 from .contract import JobPlan, RunRequest, is_secret_name
@@ -24,8 +24,7 @@ from .tasks import (SubmitRequest, Task, check_combination, check_no_additional_
 from .validate import MAX_JOBS, MAX_REPEATS, validate_request
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
     """One task, resolved: the workload, its request, its plans and where each variable came from."""
 
     task: Task

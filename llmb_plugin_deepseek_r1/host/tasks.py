@@ -9,9 +9,9 @@ from __future__ import annotations
 import ast
 import itertools
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from . import safety
 from .contract import is_secret_name
@@ -25,8 +25,10 @@ _SLURM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 DISCOVERY_TYPES = ("pretrain", "finetune")  # what bare discovery submits; other types only when named with -w
 
 
-@dataclass(frozen=True)
-class Task:
+NO_ENV: Mapping[str, str] = MappingProxyType({})
+
+
+class Task(NamedTuple):
     """One job request: what `llmb-run single` would be asked, plus per-task environment from a job file."""
 
     workload: str
@@ -34,7 +36,7 @@ class Task:
     dtype: str
     scale: int
     profile: bool = False
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = NO_ENV
 
     def label(self) -> str:
         """NVIDIA's task column layout (format_task_output), which scripts parse."""
@@ -113,8 +115,7 @@ def discovered_scales(scales: Sequence[int], exact: bool, *, max_scale: int | No
     return sorted(set(chosen))
 
 
-@dataclass(frozen=True)
-class SubmitRequest:
+class SubmitRequest(NamedTuple):
     """The selection flags of `submit` (file mode is handled by parse_job_file)."""
 
     workload: str | None = None

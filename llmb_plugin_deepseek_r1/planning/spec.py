@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from llmb_plugin_deepseek_r1 import paths
 from llmb_plugin_deepseek_r1.recipe import MODEL_NAME
@@ -130,8 +130,7 @@ class RunSpec:
         return self.result_dir / f"{self.file_stem}_{job_id}{suffix}"
 
 
-@dataclass(frozen=True)
-class UseCaseRequest:
+class UseCaseRequest(NamedTuple):
     name: str
     isl: int
     osl: int
