@@ -50,7 +50,7 @@ def time_list(install: Path, runs: int) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="500,5000")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=11)
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     results, done = [], 0
@@ -58,6 +58,7 @@ def main() -> int:
         install = Path(tmp)
         for size in sizes:
             write_records(install, done, size)
+            os.sync()  # the records' writeback would otherwise compete with the timed runs
             done = size
             results.append((size, *time_list(install, args.runs)))
     print(f"{'records':>8}{'median s':>10}{'rows':>8}{'us/record':>11}")

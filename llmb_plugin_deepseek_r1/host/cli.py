@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if words and words[0] == "--version":
         print(version_text())
         return 0
-    needs_plugins = not words or words[0] not in ("--help", "-h")
+    needs_plugins = not words or words[0] not in ("--help", "-h", "jobs")  # `jobs` asks for them when it must
     parser = build_parser(_registry() if needs_plugins else None, words[0] if words else None)
     from .commands import DELEGATED, split_delegated
 

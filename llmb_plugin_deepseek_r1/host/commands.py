@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .contract import COMMANDS
 from .errors import EXIT_BENCHMARK_FAILED, EXIT_OK, ValidationError
+from llmb_plugin_deepseek_r1.tuning import bulk_work
 
 MAX_TIMEOUT_S = 30 * 24 * 3600.0
 
@@ -42,10 +43,16 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         raise ValidationError(f"--timeout {args.timeout} is not valid: expected seconds in (0, {MAX_TIMEOUT_S:.0f}]")
     if args.action == "list":
         rows = []
-        for record, state, source, nodes in tracking.list_jobs_with_nodes(install):
+        with bulk_work():  # thousands of small JSON records: no GC passes; sacct's thread resumes promptly
+            listed = tracking.list_jobs_with_nodes(install)
+        minutes: dict[int, str] = {}  # a sweep's jobs share a few minutes: format each minute once
+        for record, state, source, nodes in listed:
+            minute = int(record["submitted"] // 60)
+            if minute not in minutes:  # time zones offset by whole minutes: every second of it reads the same
+                minutes[minute] = time.strftime("%Y-%m-%d %H:%M", time.localtime(record["submitted"]))
             rows.append({"job_id": record["job_id"], "name": record["plan"]["name"], "state": state,
                          "source": source, "executor": record.get("executor"), "nodes": nodes,
-                         "submitted": time.strftime("%Y-%m-%d %H:%M", time.localtime(record["submitted"]))})
+                         "submitted": minutes[minute]})
         if args.json:
             print(_json_rows(rows))
         else:

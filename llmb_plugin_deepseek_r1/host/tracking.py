@@ -161,33 +161,39 @@ def list_jobs_with_nodes(install_dir: Path) -> list[tuple[dict[str, Any], str, s
     (not one or two per job), started from the record file names (``<job id>.json``) so that they run while the
     records are read; their answers count only for records of the Slurm executor, in job_state's order (sacct,
     squeue, the job's status file). The status folder is listed once, and each existing status file read once,
-    instead of a failed open per job.
+    instead of a failed open per job; status files are read while sacct (slurmdbd) is still answering.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     files = _record_files(install_dir)
     if not files:
         return []
-    with ThreadPoolExecutor(1) as pool:
-        asked = pool.submit(slurm.job_states_and_nodes, [os.path.basename(path)[: -len(".json")] for path in files])
-        recs = list(_read_records(files))
-        known, node_lists_ = asked.result()
-    status_names: dict[str, set[str]] = {}
+    folders: dict[str, tuple[Path, set[str]]] = {}  # per workload: its folder, the names in its status folder
     statuses: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     def read_status(record: dict[str, Any]) -> dict[str, Any] | None:
-        key = (record["workload"], record["job_id"])
-        if key not in statuses:
-            wdir = records.workload_dir(install_dir, record["workload"])
-            if record["workload"] not in status_names:
+        workload, job_id = record["workload"], record["job_id"]
+        if (workload, job_id) not in statuses:
+            if workload not in folders:
+                wdir = records.workload_dir(install_dir, workload)
                 try:
-                    status_names[record["workload"]] = set(os.listdir(wdir / records.STATUS_DIR))
+                    folders[workload] = (wdir, set(os.listdir(wdir / records.STATUS_DIR)))
                 except OSError:
-                    status_names[record["workload"]] = set()
-            present = f"{record['job_id']}.json" in status_names[record["workload"]]  # read_status checks the name
-            statuses[key] = records.read_status(wdir, record["job_id"]) if present else None
-        return statuses[key]
+                    folders[workload] = (wdir, set())
+            wdir, names = folders[workload]
+            present = f"{job_id}.json" in names  # read_status checks the name
+            statuses[(workload, job_id)] = records.read_status(wdir, job_id) if present else None
+        return statuses[(workload, job_id)]
 
+    with ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(slurm.job_states_and_nodes, [os.path.basename(path)[: -len(".json")] for path in files])
+        recs = list(_read_records(files))
+        for record in recs:  # while sacct is still busy: the status files its answer may leave needed
+            if asked.done():
+                break
+            if record.get("executor") != "local":
+                read_status(record)
+        known, node_lists_ = asked.result()
     listed = []
     for record in recs:
         job_id = record["job_id"]
