@@ -10,10 +10,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import errors
-from .plugins import Registry, shared_registry as _registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plugins import Registry
 
 GLOBAL_VERBOSE = ("-v", "--verbose")
 
@@ -116,6 +118,13 @@ def build_parser(registry: Registry | None = None, command: str | None = None) -
     if registry is not None:
         registry.manager.hook.llmb_register_commands(subparsers=sub)
     return parser
+
+
+def _registry() -> Registry:
+    """The plugins, discovered on first use (`jobs` and `--help` never need them)."""
+    from .plugins import shared_registry
+
+    return shared_registry()
 
 
 def cmd_list(args: argparse.Namespace) -> int:

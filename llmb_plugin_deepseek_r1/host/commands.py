@@ -24,14 +24,17 @@ def _install_dir() -> Path:
 
 
 def _json_rows(rows: list[dict[str, Any]]) -> str:
-    """``json.dumps(rows, indent=2)`` for flat rows of strings and None, by the C string encoder (the indenting
-    encoder is pure Python: most of `jobs list --json` over thousands of jobs)."""
-    if not rows or any(not isinstance(v, (str, type(None))) for r in rows for v in r.values()):
+    """``json.dumps(rows, indent=2)`` for flat rows of strings and None that share their keys, by one template per
+    row and the C string encoder (the indenting encoder is pure Python: most of `jobs list --json` over thousands
+    of jobs)."""
+    keys = list(rows[0]) if rows else []
+    if not rows or any(list(r) != keys or any(not isinstance(v, (str, type(None))) for v in r.values())
+                       for r in rows):
         return json.dumps(rows, indent=2)
     from json.encoder import encode_basestring_ascii as quote
 
-    body = ",\n".join("  {\n" + ",\n".join(f"    {quote(k)}: {'null' if v is None else quote(v)}"
-                                           for k, v in row.items()) + "\n  }" for row in rows)
+    template = "  {\n" + ",\n".join(f"    {quote(k)}: %s" for k in keys) + "\n  }"
+    body = ",\n".join(template % tuple(["null" if r[k] is None else quote(r[k]) for k in keys]) for r in rows)
     return "[\n" + body + "\n]"
 
 
