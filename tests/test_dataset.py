@@ -506,3 +506,11 @@ def test_request_normalizes_eos_and_describes_itself() -> None:
     assert small(eos_id=[7]).eos_id == 7
     assert small(eos_id=np.int64(7)).eos_id == 7
     assert small().describe() == "30 requests, ISL 40, OSL 9, vocab 50, EOS 7, seed 420"
+
+
+def test_numpy_defines_shifts_by_the_full_width_as_zero() -> None:
+    # The paired store (format.ChunkFormatter._store) shifts by 64 bits next to a full 8-byte word or an empty one;
+    # numpy defines that as 0 since 1.17 (C leaves it undefined). Should a build ever differ, this names why.
+    words = np.array([5, 2**63 + 3] * 40, dtype=np.uint64)
+    width = np.full(len(words), 64, dtype=np.uint64)
+    assert not np.left_shift(words, width).any() and not np.right_shift(words, width).any()
