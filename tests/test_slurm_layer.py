@@ -52,6 +52,32 @@ def test_state_is_read_from_sacct_then_squeue(fake_bin):
     assert slurm.job_state("7") is None
 
 
+def test_a_pending_query_keeps_the_deadline_and_a_failure_is_no_answer(fake_bin):
+    stand_in(fake_bin, "sacct", "exec sleep 30")
+    pending = slurm.PendingQuery(["sacct", "-n"], timeout_s=0.5)
+    assert not pending.done() and pending.output() is None and pending.done()  # killed at the deadline
+    stand_in(fake_bin, "sacct", "echo partial; exit 1")
+    assert slurm.PendingQuery(["sacct"]).output() is None
+    assert slurm.PendingQuery(["no-such-slurm-client"]).output() is None
+
+
+def test_bulk_states_ask_each_batch_once_and_merge_sacct_over_squeue(fake_bin, tmp_path, monkeypatch):
+    # sacct answers every id it is asked as COMPLETED on n1 except 3, squeue says RUNNING for all; each call logs
+    # the ids it was asked, so the batches (over BULK_ID_CHARS) can be counted.
+    log = tmp_path / "calls.log"
+    stand_in(fake_bin, "sacct", f'echo "sacct $5" >> {log}; '
+             'echo "$5" | tr , "\\n" | grep -v "^3$" | sed "s/$/|COMPLETED|n1/"')
+    stand_in(fake_bin, "squeue", f'echo "squeue $4" >> {log}; echo "$4" | tr , "\\n" | sed "s/$/|RUNNING/"')
+    monkeypatch.setattr(slurm, "BULK_ID_CHARS", 8)
+    asked = slurm.BulkStates(["1", "2", "3", "4_5", "not-slurm"])
+    states, nodes = asked.result()
+    assert states == {"1": ("COMPLETED", "sacct"), "2": ("COMPLETED", "sacct"), "3": ("RUNNING", "squeue"),
+                      "4_5": ("COMPLETED", "sacct")}
+    assert nodes == {"1": "n1", "2": "n1", "4_5": "n1"}
+    calls = log.read_text().split("\n")
+    assert sorted(c for c in calls if c) == ["sacct 1,2,3", "sacct 4_5", "squeue 1,2,3", "squeue 4_5"]
+
+
 def test_time_left_parses_squeue(fake_bin):
     stand_in(fake_bin, "squeue", "echo 1-02:03:04")
     assert slurm.time_left_s("7") == 86400 + 2 * 3600 + 3 * 60 + 4

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from .errors import SlurmError
 
@@ -121,38 +122,87 @@ def _id_batches(job_ids: Sequence[str]) -> Iterator[str]:
         yield ",".join(batch)
 
 
-def _columns(argv_for: Callable[[str], list[str]], job_ids: Sequence[str]) -> dict[str, list[str]]:
-    """{job id: [the other columns]} from the ``JobID|...`` lines of one query per batch of ids (the first line of
-    an id wins)."""
-    rows: dict[str, list[str]] = {}
-    for ids in _id_batches(job_ids):
-        for line in (query(argv_for(ids)) or "").splitlines():
-            jid, *columns = line.strip().split("|")
-            if columns and columns[0] and jid not in rows:
-                rows[jid] = columns
-    return rows
+def _rows(text: str | None, rows: dict[str, list[str]]) -> None:
+    """Add {job id: [the other columns]} of a query's ``JobID|...`` lines to ``rows`` (the first line of an id
+    wins)."""
+    for line in (text or "").splitlines():
+        jid, *columns = line.strip().split("|")
+        if columns and columns[0] and jid not in rows:
+            rows[jid] = columns
+
+
+class PendingQuery:
+    """A read-only query started now and read later: the Slurm client waits on slurmctld/slurmdbd while the
+    caller works, without a thread. :meth:`output` is :func:`query`'s answer (None when it could not run, failed
+    or timed out), within the same deadline."""
+
+    def __init__(self, argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S) -> None:
+        self._deadline = time.monotonic() + timeout_s
+        try:
+            self._proc: subprocess.Popen[str] | None = subprocess.Popen(
+                list(argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self._proc = None
+
+    def done(self) -> bool:
+        """True once the client has exited (one whose answer fills the pipe waits to be read: not done)."""
+        return self._proc is None or self._proc.poll() is not None
+
+    def output(self) -> str | None:
+        if self._proc is None:
+            return None
+        try:
+            out, _ = self._proc.communicate(timeout=max(0.0, self._deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.communicate()
+            return None
+        return out if self._proc.returncode == 0 else None
+
+
+def _sacct_argv(ids: str) -> list[str]:
+    return ["sacct", "-n", "-X", "-P", "-j", ids, "-o", "JobID,State,NodeList"]
+
+
+def _squeue_argv(ids: str) -> list[str]:
+    return ["squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"]
+
+
+class BulkStates:
+    """:func:`job_states_and_nodes`, asked now and answered by :meth:`result`: the first batch's sacct and squeue
+    start at once, side by side (sacct waits on slurmdbd), while the caller reads its records; further batches
+    (over 100 KB of ids) run one pair at a time, so one listing never floods the controller."""
+
+    def __init__(self, job_ids: Sequence[str]) -> None:
+        ids = [job_id for job_id in job_ids if _SLURM_ID.match(job_id)]  # one bad id fails a whole query
+        self._batches = list(_id_batches(ids))
+        self._first = [PendingQuery(_sacct_argv(self._batches[0])), PendingQuery(_squeue_argv(self._batches[0]))] \
+            if self._batches else []
+
+    def done(self) -> bool:
+        return all(pending.done() for pending in self._first)
+
+    def result(self) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+        from_sacct: dict[str, list[str]] = {}
+        from_squeue: dict[str, list[str]] = {}
+        for number, ids in enumerate(self._batches):
+            sacct, squeue = self._first if number == 0 else (PendingQuery(_sacct_argv(ids)),
+                                                             PendingQuery(_squeue_argv(ids)))
+            _rows(sacct.output(), from_sacct)
+            _rows(squeue.output(), from_squeue)
+        states = {job_id: (columns[0].split()[0], "squeue") for job_id, columns in from_squeue.items()}
+        states.update((job_id, (columns[0].split()[0].rstrip("+"), "sacct")) for job_id, columns in from_sacct.items())
+        nodes = {job_id: columns[1] for job_id, columns in from_sacct.items()
+                 if len(columns) > 1 and columns[1] and columns[1] != "None assigned"}
+        return states, nodes
 
 
 def job_states_and_nodes(job_ids: Sequence[str]) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """({job id: (state, source)} as :func:`job_state` would say, {job id: node list} as :func:`node_lists`) for
     every id Slurm knows, from one sacct and one squeue call per 100 KB of ids (run at the same time: sacct waits
     on slurmdbd) instead of one or two per job; squeue's state counts only where sacct has none. Array tasks are
-    asked and answered as ``<array>_<task>``."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    job_ids = [job_id for job_id in job_ids if _SLURM_ID.match(job_id)]  # one bad id fails a whole query
-    if not job_ids:
-        return {}, {}
-    with ThreadPoolExecutor(2) as pool:
-        sacct = pool.submit(_columns, lambda ids: ["sacct", "-n", "-X", "-P", "-j", ids, "-o",
-                                                   "JobID,State,NodeList"], job_ids)
-        squeue = pool.submit(_columns, lambda ids: ["squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"], job_ids)
-        from_sacct, from_squeue = sacct.result(), squeue.result()
-    states = {job_id: (columns[0].split()[0], "squeue") for job_id, columns in from_squeue.items()}
-    states.update((job_id, (columns[0].split()[0].rstrip("+"), "sacct")) for job_id, columns in from_sacct.items())
-    nodes = {job_id: columns[1] for job_id, columns in from_sacct.items()
-             if len(columns) > 1 and columns[1] and columns[1] != "None assigned"}
-    return states, nodes
+    asked and answered as ``<array>_<task>``. :class:`BulkStates` asks now and answers later."""
+    return BulkStates(job_ids).result()
 
 
 def job_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:

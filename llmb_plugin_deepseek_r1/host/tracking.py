@@ -158,13 +158,11 @@ def list_jobs_with_nodes(install_dir: Path) -> list[tuple[dict[str, Any], str, s
     list what :func:`node_lists` would say.
 
     Flat cost for thousands of jobs: one sacct call (state and nodes) and one squeue call per 100 KB of job ids
-    (not one or two per job), started from the record file names (``<job id>.json``) so that they run while the
-    records are read; their answers count only for records of the Slurm executor, in job_state's order (sacct,
+    (not one or two per job), started from the record file names (``<job id>.json``) so that they run, as child
+    processes, while the records are read; their answers count only for records of the Slurm executor, in job_state's order (sacct,
     squeue, the job's status file). The status folder is listed once, and each existing status file read once,
     instead of a failed open per job; status files are read while sacct (slurmdbd) is still answering.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     files = _record_files(install_dir)
     if not files:
         return []
@@ -185,15 +183,14 @@ def list_jobs_with_nodes(install_dir: Path) -> list[tuple[dict[str, Any], str, s
             statuses[(workload, job_id)] = records.read_status(wdir, job_id) if present else None
         return statuses[(workload, job_id)]
 
-    with ThreadPoolExecutor(1) as pool:
-        asked = pool.submit(slurm.job_states_and_nodes, [os.path.basename(path)[: -len(".json")] for path in files])
-        recs = list(_read_records(files))
-        for record in recs:  # while sacct is still busy: the status files its answer may leave needed
-            if asked.done():
-                break
-            if record.get("executor") != "local":
-                read_status(record)
-        known, node_lists_ = asked.result()
+    asked = slurm.BulkStates([os.path.basename(path)[: -len(".json")] for path in files])
+    recs = list(_read_records(files))
+    for record in recs:  # while sacct is still busy: the status files its answer may leave needed
+        if asked.done():
+            break
+        if record.get("executor") != "local":
+            read_status(record)
+    known, node_lists_ = asked.result()
     listed = []
     for record in recs:
         job_id = record["job_id"]
