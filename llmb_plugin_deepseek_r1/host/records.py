@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -41,6 +40,8 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, overwrite: 
     with FileExistsError instead of clobbering, so of two writers only one can win. The file gets the usual
     permissions (0666 less the umask), so results on shared storage stay readable by the team.
     """
+    import tempfile  # only when writing (tempfile brings random and shutil: a dry run writes nothing)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

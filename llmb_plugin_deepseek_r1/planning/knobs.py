@@ -108,13 +108,14 @@ def name(var: str, value: str) -> str:
     return value
 
 
+# Patterns as text: compiled (and cached by re) the first time a time limit is given, not at every dry run.
 _TIME_FORMATS = (
-    (re.compile(r"^(\d+)$"), lambda m: int(m[1]) * 60),
-    (re.compile(r"^(\d+):(\d{1,2})$"), lambda m: int(m[1]) * 60 + int(m[2])),
-    (re.compile(r"^(\d+):(\d{1,2}):(\d{1,2})$"), lambda m: int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])),
-    (re.compile(r"^(\d+)-(\d+)$"), lambda m: int(m[1]) * 86400 + int(m[2]) * 3600),
-    (re.compile(r"^(\d+)-(\d+):(\d{1,2})$"), lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60),
-    (re.compile(r"^(\d+)-(\d+):(\d{1,2}):(\d{1,2})$"),
+    (r"^(\d+)$", lambda m: int(m[1]) * 60),
+    (r"^(\d+):(\d{1,2})$", lambda m: int(m[1]) * 60 + int(m[2])),
+    (r"^(\d+):(\d{1,2}):(\d{1,2})$", lambda m: int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])),
+    (r"^(\d+)-(\d+)$", lambda m: int(m[1]) * 86400 + int(m[2]) * 3600),
+    (r"^(\d+)-(\d+):(\d{1,2})$", lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60),
+    (r"^(\d+)-(\d+):(\d{1,2}):(\d{1,2})$",
      lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])),
 )
 
@@ -129,7 +130,7 @@ def time_limit_minutes(var: str, value: str) -> int:
     if len(text) > MAX_DIGITS:
         raise _bad(var, _shown(value), "a Slurm time limit such as 30, 45:00, 1:40:00 or 1-00:00:00")
     for pattern, seconds_of in _TIME_FORMATS:
-        match = pattern.match(text)
+        match = re.match(pattern, text)
         if match:
             seconds = seconds_of(match)
             if seconds <= 0:
