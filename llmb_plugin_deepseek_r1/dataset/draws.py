@@ -57,13 +57,14 @@ class SlotStream:
         if self._generator is not None:  # pragma: no cover - big-endian machines: numpy itself
             return self._generator.integers(0, self.n, size=k, dtype=np.int32).astype(np.uint64), \
                 np.empty(0, dtype=np.intp)
-        slots = np.empty(k + 16, dtype=np.uint64)  # room for the usual few rejections
+        slack = 16 + 2 * int(k * int(self._threshold) / 2**32)  # twice the expected rejections: rarely exceeded
+        slots = np.empty(k + slack, dtype=np.uint64)
         rejected: list[np.ndarray] = []
         filled = accepted = 0
         while accepted < k:
             need = k - accepted
             if filled + need > len(slots):
-                slots = np.concatenate([slots[:filled], np.empty(need + 16, dtype=np.uint64)])
+                slots = np.concatenate([slots[:filled], np.empty(need + slack, dtype=np.uint64)])
             bad = self._fill(slots[filled:filled + need])
             if len(bad):
                 rejected.append(bad + filled)
