@@ -78,7 +78,8 @@ def _prepare_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stdev-out", type=float, default=0.0, help="stdev of output lengths (default 0: exact)")
     parser.add_argument("--output", type=Path, required=True, help="dataset file to write")
     parser.add_argument("--force", action="store_true", help="regenerate even if the existing dataset fits")
-    parser.add_argument("--verify", action="store_true", help="check the content digest before reusing an existing dataset")
+    parser.add_argument("--verify", action="store_true",
+                        help="check the content digest before reusing an existing dataset")
     return parser
 
 

@@ -159,9 +159,10 @@ def list_jobs_with_nodes(install_dir: Path) -> list[tuple[dict[str, Any], str, s
 
     Flat cost for thousands of jobs: one sacct call (state and nodes) and one squeue call per 100 KB of job ids
     (not one or two per job), started from the record file names (``<job id>.json``) so that they run, as child
-    processes, while the records are read; their answers count only for records of the Slurm executor, in job_state's order (sacct,
-    squeue, the job's status file). The status folder is listed once, and each existing status file read once,
-    instead of a failed open per job; status files are read while sacct (slurmdbd) is still answering.
+    processes, while the records are read; their answers count only for records of the Slurm executor, in
+    job_state's order (sacct, squeue, the job's status file). The status folder is listed once, and each existing
+    status file read once, instead of a failed open per job; status files are read while sacct (slurmdbd) is
+    still answering.
     """
     files = _record_files(install_dir)
     if not files:
