@@ -98,3 +98,30 @@ def test_the_command_wrapper_prints_one_line_or_a_traceback(capsys):
     assert err.startswith("Traceback (most recent call last):") and "ZeroDivisionError: a bug" in err
     assert failing(KeyboardInterrupt()) == 130 and capsys.readouterr().err == "interrupted\n"
     assert failing(SystemExit("bye")) == 1 and capsys.readouterr().err == "error: bye\n"  # as Python exits
+
+
+SECRET = "hf_PastedIntoTheWrongPlace42"
+
+
+@pytest.mark.parametrize("where", ["--env", "shell"])
+def test_an_error_never_prints_a_secret_the_command_was_given(run_cli, monkeypatch, where):
+    # A token pasted into the wrong variable: the one-line error names the bad value, and the wrapper's last
+    # scrub replaces it, whether the secret came from the shell or from --env on the command line.
+    given = ["--env", f"HF_TOKEN={SECRET}"] if where == "--env" else []
+    if where == "shell":
+        monkeypatch.setenv("HF_TOKEN", SECRET)
+    code, out, err = run_cli(*RUN_ARGS, "--dry-run", *given, "--env", f"MAX_BATCH_SIZE={SECRET}")
+    assert code == errors.EXIT_INVALID and "MAX_BATCH_SIZE='***' is not valid" in err
+    assert SECRET not in err + out
+
+
+def test_a_traceback_is_scrubbed_too(capsys, monkeypatch):
+    monkeypatch.setenv("NGC_API_KEY", SECRET)
+
+    @errors.command
+    def main() -> int:
+        raise RuntimeError(f"a bug that quotes {SECRET}")
+
+    assert main() == errors.EXIT_SYSTEM
+    err = capsys.readouterr().err
+    assert "RuntimeError: a bug that quotes ***" in err and SECRET not in err

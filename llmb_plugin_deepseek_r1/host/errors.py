@@ -97,14 +97,20 @@ def command(main: F) -> F:
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
+        def say(text: str) -> None:  # never a secret the process was given, even quoted by a message
+            from .safety import scrub_known_secrets
+
+            argv = args[0] if args and isinstance(args[0], (list, tuple)) else ()
+            print(scrub_known_secrets(text, argv), file=sys.stderr)
+
         try:
             return int(main(*args, **kwargs) or 0)
         except LlmbError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            say(f"error: {exc}")
             return exit_code(exc)
         except SystemExit as exc:
             if isinstance(exc.code, str):  # sys.exit("message"): say it, as Python would
-                print(f"error: {exc.code}", file=sys.stderr)
+                say(f"error: {exc.code}")
             return exit_code(exc)
         except KeyboardInterrupt as exc:
             print("interrupted", file=sys.stderr)
@@ -112,12 +118,12 @@ def command(main: F) -> F:
         except BrokenPipeError as exc:
             return exit_code(exc)
         except OSError as exc:  # a file that cannot be read or written: one line, a system error
-            print(f"error: {exc}", file=sys.stderr)
+            say(f"error: {exc}")
             return exit_code(exc)
         except Exception as exc:  # noqa: BLE001 - the policy's last line
             import traceback
 
-            traceback.print_exc()
+            say(traceback.format_exc().rstrip("\n"))
             return exit_code(exc)
 
     return wrapper  # type: ignore[return-value]

@@ -112,6 +112,21 @@ def scrub(text: str, env: Mapping[str, str]) -> str:
     return text
 
 
+def scrub_known_secrets(text: str, argv: Sequence[str] = ()) -> str:
+    """``text`` without the value of any secret this process was given: its environment's and those of
+    ``KEY=VALUE`` words (``--env HF_TOKEN=...``) on its command line and in ``argv``. The last line of defence for
+    what a command prints when it fails (an error may quote a value the user pasted into the wrong variable)."""
+    import os
+    import sys
+
+    given = dict(os.environ)
+    for word in [*sys.argv[1:], *argv]:
+        match = _ENV_WORD.match(word) if isinstance(word, str) else None
+        if match and is_secret_name(match["key"]):
+            given[f"{match['key']} {len(given)}"] = match["value"]  # every value, even under a repeated name
+    return scrub(text, given)
+
+
 def redact_argv(argv: Sequence[str]) -> list[str]:
     """A command line with the value of every secret-named ``KEY=VALUE`` word replaced (``--env HF_TOKEN=x``,
     ``--env=HF_TOKEN=x``, ``--slurm-arg``...), so records and listings can show how a job was submitted."""
