@@ -94,8 +94,13 @@ def choose_table(metadata: Mapping[str, Any], choice: ProfileChoice, gpu_type: s
             source = str(table.get("source") or choice.data.get("source") or f"profile {choice.name}")
             return TableChoice(candidate, note, _resolved_table(tables.get(candidate) or {}, mode), source)
     tuned = sorted(g for g, modes in tables.items() if mode in (modes or {}))
-    raise ValidationError(f"profile {choice.name} has no {mode} settings for GPU type {gpu_type!r} (tuned: "
-                          f"{', '.join(tuned) or 'none'}): choose another PROFILE or GPU type")
+    others = [name for name, data in profiles(metadata).items() if name != choice.name and any(
+        mode in ((data.get("tables") or {}).get(candidate) or {}) for candidate in [gpu_type, *nearest])]
+    what = (f"profile {choice.name} has no {mode} settings for GPU type {gpu_type!r} "
+            f"(tuned: {', '.join(tuned) or 'none'})")
+    if others:
+        raise ValidationError(f"{what}: set PROFILE={' or '.join(others)}, or choose another GPU type")
+    raise ValidationError(f"{what}, nor has any other profile: choose another GPU type")
 
 
 def _resolved_table(modes: Mapping[str, Any], mode: str) -> dict[str, Any]:
