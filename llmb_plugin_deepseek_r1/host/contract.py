@@ -4,25 +4,13 @@ ones with a default, so the host never probes with getattr)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from .cluster import ClusterConfig, HostContext
 from .errors import ValidationError
-
-SECRET_WORDS = frozenset({"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "KEY", "APIKEY", "CREDENTIAL",
-                          "CREDENTIALS", "AUTH", "PAT", "COOKIE", "PRIVATE"})
-
-
-def is_secret_name(name: str) -> bool:
-    """True for environment variable names that may hold a secret (HF_TOKEN, AWS_SECRET_ACCESS_KEY, NGC_API_KEY).
-
-    Judged by whole words, so that knobs such as MAX_NUM_TOKENS are not mistaken for secrets.
-    """
-    return any(word in SECRET_WORDS for word in re.split(r"[^A-Za-z0-9]+", name.upper()))
-
+from .redaction import SECRET_WORDS, is_secret_name  # noqa: F401 - part of the contract: workloads redact with it
 
 @dataclass(frozen=True)
 class RunRequest:

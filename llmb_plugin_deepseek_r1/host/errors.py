@@ -98,7 +98,7 @@ def command(main: F) -> F:
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
         def say(text: str) -> None:  # never a secret the process was given, even quoted by a message
-            from .safety import scrub_known_secrets
+            from .redaction import scrub_known_secrets
 
             argv = args[0] if args and isinstance(args[0], (list, tuple)) else ()
             print(scrub_known_secrets(text, argv), file=sys.stderr)
