@@ -1,6 +1,7 @@
-"""Jobs queued before the stage layout still run: their pickles name ``llmb_plugin_deepseek_r1.entry`` and
+"""Jobs queued before the stage layout still run: benchmark jobs' pickles name ``llmb_plugin_deepseek_r1.entry`` and
 ``llmb_plugin_deepseek_r1.spec`` (the aliases kept at the package root) and hold a RunSpec with only the fields
-of that version. The benchmark is the STAND-IN trtllm-bench (TensorRT-LLM cannot run here)."""
+of that version; setup jobs' name ``setup_slurm`` and ``setup_model``. The benchmark is the STAND-IN trtllm-bench
+(TensorRT-LLM cannot run here)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,40 @@ def test_a_job_pickled_by_0_1_runs_to_a_valid_result(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     [path] = result_files(tmp_path)
     assert load(path)["verdict"]["status"] == "VALID"
+
+
+# SetupOptions' fields in 0.1 (llmb_plugin_deepseek_r1/setup_model.py before the layout); later ones have defaults.
+SETUP_FIELDS_0_1 = ("steps", "dry_run", "install_dir", "workload_dir", "model_dir", "repo_id", "revision",
+                    "image_uri", "image_file", "arch", "gpu_type", "workers", "use_cases", "requests_source",
+                    "offline", "hub_cache", "lock_timeout_s", "manual_install", "slurm")
+
+
+def test_a_setup_job_pickled_by_0_1_still_makes_its_datasets(tmp_path) -> None:
+    from llmb_plugin_deepseek_r1.setup.model import SetupOptions, UseCaseData
+    from llmb_plugin_deepseek_r1.setup.slurm import run_heavy_steps
+
+    wdir = tmp_path / "install" / "workloads" / "inference_deepseek-r1"
+    dataset = wdir / "dataset_chat_16_8.txt"
+    old = object.__new__(SetupOptions)  # what 0.1 pickled: only its own fields in the state
+    values = {"steps": ("datasets",), "dry_run": False, "install_dir": tmp_path / "install", "workload_dir": wdir,
+              "model_dir": wdir / "DeepSeek-R1-FP4", "repo_id": "nvidia/DeepSeek-R1-FP4", "revision": None,
+              "image_uri": "nvcr.io/nvidia/tensorrt-llm/release:1.0.0rc1", "image_file": tmp_path / "i.sqsh",
+              "arch": "aarch64", "gpu_type": "gb200", "workers": 1,
+              "use_cases": (UseCaseData("chat", 16, 8, 12, dataset),), "requests_source": "test",
+              "offline": True, "hub_cache": tmp_path / "hub", "lock_timeout_s": 5.0, "manual_install": False,
+              "slurm": None}
+    assert tuple(values) == SETUP_FIELDS_0_1
+    for name, value in values.items():
+        object.__setattr__(old, name, value)
+    data = pickle.dumps((run_heavy_steps, (old,)), protocol=2)
+    data = data.replace(b"llmb_plugin_deepseek_r1.setup.slurm\n", b"llmb_plugin_deepseek_r1.setup_slurm\n")
+    data = data.replace(b"llmb_plugin_deepseek_r1.setup.model\n", b"llmb_plugin_deepseek_r1.setup_model\n")
+    assert b"llmb_plugin_deepseek_r1.setup_slurm\n" in data and b"llmb_plugin_deepseek_r1.setup_model\n" in data
+    job = tmp_path / "setup.pkl"
+    job.write_bytes(data)
+    code = ("import json, pickle, sys; function, args = pickle.load(open(sys.argv[1], 'rb')); "
+            "print(json.dumps(function(*args)['steps']))")
+    done = subprocess.run([sys.executable, "-c", code, str(job)], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert dataset.is_file() and len(dataset.read_text().splitlines()) == 12
