@@ -14,7 +14,7 @@ work shares the cores, wall time does. Validation compares the work alone (impor
 Targets (the issue): ours at least 40x faster (whole processes) for 7680 x 8000/512, same bytes for a seed as
 before (tests/test_dataset.py golden hashes), under 300 MB peak at any request count (checked at 50,000).
 
-    python bench/bench_dataset.py [--workdir DIR] [--cases summarization] [--repeat 5] [--scale-requests 50000]
+    python bench/bench_dataset.py [--workdir DIR] [--cases summarization] [--repeat 9] [--scale-requests 50000]
                                   [--skip-scale] [--skip-validate] [--keep]
 
 Cases: reasoning 1000/1000, chat 128/128, summarization 8000/512, generation 512/8000 (7680 requests each), or
@@ -177,7 +177,7 @@ def main() -> int:
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--cases", default="summarization", help="comma-separated use cases, or 'all'")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of ours per case (median reported)")
+    parser.add_argument("--repeat", type=int, default=9, help="runs of ours per case (median reported)")
     parser.add_argument("--scale-requests", type=int, default=50_000)
     parser.add_argument("--skip-scale", action="store_true", help="skip the memory run at --scale-requests")
     parser.add_argument("--skip-validate", action="store_true", help="skip the validator comparison")
