@@ -26,6 +26,11 @@ class JobTerminated(BaseException):
     result is written as FAILED (cancelled), and the job ends (raised by the entry point's handler, job.entry)."""
 
 
+class TimeLimitReached(JobTerminated):
+    """Slurm's warning that the allocation's time limit is near (submitit's ``--signal=USR2@<delay>``) arrived
+    before the job body's own deadline: handled as a termination, but the result says ``timeout``."""
+
+
 @dataclass(frozen=True)
 class BenchOutcome:
     returncode: int | None

@@ -15,7 +15,7 @@ from llmb_plugin_deepseek_r1 import __version__
 from llmb_plugin_deepseek_r1 import document as result_document
 from llmb_plugin_deepseek_r1.planning import runtime
 from llmb_plugin_deepseek_r1.host import records, slurm
-from .benchmark import BenchOutcome, JobTerminated, run_benchmark
+from .benchmark import BenchOutcome, JobTerminated, TimeLimitReached, run_benchmark
 from .collect import Verdict, asked_document, failed, judge, measured_document, name_failed_rank, summary_line
 from llmb_plugin_deepseek_r1.host.contract import is_secret_name
 from .nodes import preflight_all_nodes, world_document
@@ -29,7 +29,17 @@ from llmb_plugin_deepseek_r1.planning.trtllm import bench_argv, extra_llm_api_op
 from llmb_plugin_deepseek_r1.planning.versions import yaml_generation
 
 KV_STEP = 0.05
-TIME_MARGIN_S = 60.0
+#: The body stops this long before Slurm's time limit: past submitit's warning (SIGUSR2, 60 s before it), so that a
+#: run cut short by its own deadline is judged by the body, not interrupted by the signal.
+TIME_MARGIN_S = 90.0
+
+
+def terminated_verdict(exc: JobTerminated, when: str) -> Verdict:
+    """The verdict of a body stopped by a signal: Slurm's time-limit warning (timeout) or a cancel/interrupt."""
+    if isinstance(exc, TimeLimitReached):
+        return failed("timeout", f"Slurm's time limit was about to end the allocation (its SIGUSR2 warning came) "
+                                 f"{when}: give the job a longer time limit (SBATCH_TIMELIMIT)")
+    return failed("cancelled", f"the job was cancelled or interrupted (SIGTERM or SIGINT) {when}")
 
 
 class JobFailed(RuntimeError):
@@ -189,7 +199,7 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
             verdict.node = bad[0].name.split()[1]
     attempts: list[dict[str, Any]] = []
     report = None
-    terminated = False
+    terminated: JobTerminated | None = None
     attempt = 1
     current = spec
     while verdict is None:
@@ -215,10 +225,9 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         try:
             outcome: BenchOutcome = run_benchmark(launch, out_i, err_i, env, timeout_s=remaining,
                                                   hang_grace_s=current.hang_grace_s)
-        except JobTerminated:
-            terminated = True
-            verdict = failed("cancelled", "the job was cancelled or interrupted (SIGTERM or SIGINT) during the "
-                                          "benchmark; its process group was killed")
+        except JobTerminated as exc:
+            terminated = exc
+            verdict = terminated_verdict(exc, "during the benchmark; its process group was killed")
             attempts.append({"attempt": attempt, "stdout": str(out_i), "stderr": str(err_i), "command": argv,
                              "launch_command": launch, "verdict": verdict.to_dict()})
             break
@@ -268,8 +277,8 @@ def run_use_case(spec: RunSpec, job_id: str, environ: Mapping[str, str], deadlin
         files={"stdout": str(out), "stderr": str(err)}, nsys_profile=_profile_document(spec, job_id))
     result_document.write(result_path, document)
     log(summary_line(spec, job_id, verdict, report, result_path))
-    if terminated:
-        raise JobTerminated("SIGTERM during the benchmark")
+    if terminated is not None:
+        raise terminated
     return document
 
 
@@ -342,15 +351,15 @@ def run_job(specs: Sequence[RunSpec], environ: Mapping[str, str] | None = None) 
                 "launch_error", f"refusing to overwrite existing result files: {exc.filename}").to_dict()}
         except BaseException as exc:  # JobTerminated, or a bug: the status file must not say RUNNING
             cancelled = isinstance(exc, JobTerminated)
-            verdict = failed("cancelled", "the job was cancelled or interrupted (SIGTERM or SIGINT) before its "
-                                          "benchmark finished") if cancelled else \
+            verdict = terminated_verdict(exc, "before its benchmark finished") if cancelled else \
                 failed("unknown", f"the job body failed: {type(exc).__name__}: "
                                   f"{(str(exc).splitlines() or [''])[0][:300]}")
             if _fallback_result(spec, job_id, verdict):
                 results.append({"use_case": spec.use_case, "verdict": "FAILED",
                                 "classification": verdict.classification,
                                 "result_file": str(spec.job_file(".json", job_id))})
-            records.write_status(first.workload_dir, job_id, "CANCELLED" if cancelled else "FAILED",
+            state = ("TIMEOUT" if isinstance(exc, TimeLimitReached) else "CANCELLED") if cancelled else "FAILED"
+            records.write_status(first.workload_dir, job_id, state,
                                  error=f"{type(exc).__name__}: {exc}", results=results,
                                  nodes=environ.get("SLURM_JOB_NODELIST"))
             raise
