@@ -200,7 +200,12 @@ def _pids_with(marker: str) -> list[int]:
     return pids
 
 
-def test_sigterm_kills_the_benchmark_and_records_a_cancelled_result(tmp_path):
+@pytest.mark.parametrize(("signame", "classification", "state"), [("SIGTERM", "cancelled", "CANCELLED"),
+                                                                   ("SIGUSR2", "timeout", "TIMEOUT")])
+def test_a_signal_kills_the_benchmark_and_the_result_says_why(tmp_path, signame, classification, state):
+    # SIGTERM: scancel or a killed allocation. SIGUSR2: the time-limit warning submitit asks Slurm for
+    # (--signal=USR2@60); left to submitit it would raise "Job not requeued" wherever the body is, and the
+    # result would read as a crash.
     import signal
 
     from slurm_cluster import wait_until
@@ -211,38 +216,16 @@ def test_sigterm_kills_the_benchmark_and_records_a_cancelled_result(tmp_path):
     wait_until(lambda: "DATASET DETAILS" in out.read_text() or None, 30, "the stand-in benchmark running")
     marker = str(tmp_path / "workloads/inference_deepseek-r1/dataset_chat_64_32.txt")
     assert _pids_with(marker), "the stand-in benchmark should be running"
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode != 0
-    [path] = result_files(tmp_path)
-    doc = load(path)
-    assert doc["verdict"]["classification"] == "cancelled" and "DATASET DETAILS" in out.read_text()
-    status = load(tmp_path / "workloads/inference_deepseek-r1/experiments/.llmb/jobs/4242.json")
-    assert status["state"] == "CANCELLED" and status["results"][0]["classification"] == "cancelled"
-    assert _pids_with(marker) == []  # the benchmark's whole process group is gone
-
-
-def test_slurms_time_limit_warning_kills_the_benchmark_and_records_a_timeout(tmp_path):
-    # submitit asks Slurm for SIGUSR2 a minute before the time limit (--signal=USR2@60); left to submitit it would
-    # raise "Job not requeued" wherever the body is and the result would read as a crash.
-    import signal
-
-    from slurm_cluster import wait_until
-
-    environ = job_environ(tmp_path, FAKE_TRTLLM_DELAY="120")
-    proc = start_job_body(environ)
-    out = next((tmp_path / "workloads/inference_deepseek-r1/experiments").glob("*/*_4242.out"))
-    wait_until(lambda: "DATASET DETAILS" in out.read_text() or None, 30, "the stand-in benchmark running")
-    marker = str(tmp_path / "workloads/inference_deepseek-r1/dataset_chat_64_32.txt")
-    proc.send_signal(signal.SIGUSR2)
+    proc.send_signal(getattr(signal, signame))
     proc.communicate(timeout=60)
     assert proc.returncode != 0
     [path] = result_files(tmp_path)
     verdict = load(path)["verdict"]
-    assert verdict["classification"] == "timeout" and "SIGUSR2" in " ".join(verdict["reasons"])
-    assert "SBATCH_TIMELIMIT" in " ".join(verdict["reasons"])
+    assert verdict["classification"] == classification and "DATASET DETAILS" in out.read_text()
+    if signame == "SIGUSR2":
+        assert "SBATCH_TIMELIMIT" in " ".join(verdict["reasons"])
     status = load(tmp_path / "workloads/inference_deepseek-r1/experiments/.llmb/jobs/4242.json")
-    assert status["state"] == "TIMEOUT" and status["results"][0]["classification"] == "timeout"
+    assert status["state"] == state and status["results"][0]["classification"] == classification
     assert _pids_with(marker) == []  # the benchmark's whole process group is gone
 
 
