@@ -97,10 +97,8 @@ def compile_metadata(text: str) -> str:
 
 
 def write_compiled() -> Path:
-    """Write workload.json beside workload.yaml (a temp name, then a rename); returns its path."""
-    target = Path(__file__).with_name(COMPILED_NAME)
-    content = compile_metadata(Path(__file__).with_name(SOURCE_NAME).read_text(encoding="utf-8"))
-    temp = target.with_name(f".{COMPILED_NAME}.tmp")
-    temp.write_text(content, encoding="utf-8")
-    temp.replace(target)
-    return target
+    """Write workload.json beside workload.yaml, atomically (the project's one writer); returns its path."""
+    from llmb_plugin_deepseek_r1.host.records import write_text_atomic
+
+    source = Path(__file__).with_name(SOURCE_NAME).read_text(encoding="utf-8")
+    return write_text_atomic(Path(__file__).with_name(COMPILED_NAME), compile_metadata(source))

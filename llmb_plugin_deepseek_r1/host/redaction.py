@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 SECRET_WORDS = frozenset({"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "KEY", "APIKEY", "CREDENTIAL",
                           "CREDENTIALS", "AUTH", "PAT", "COOKIE", "PRIVATE"})
@@ -33,16 +33,24 @@ def redact_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: (REDACTED if is_secret_name(k) else v) for k, v in env.items()}
 
 
+def _secrets_in(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """The values of secret-named pairs worth scrubbing, longest first (so a value inside another goes after it)."""
+    return sorted({v for k, v in pairs if is_secret_name(k) and v and len(v) >= MIN_SCRUB_LEN}, key=len, reverse=True)
+
+
 def secret_values(env: Mapping[str, str]) -> list[str]:
-    return sorted({v for k, v in env.items() if is_secret_name(k) and v and len(v) >= MIN_SCRUB_LEN},
-                  key=len, reverse=True)
+    return _secrets_in(env.items())
+
+
+def _scrubbed(text: str, values: Iterable[str]) -> str:
+    for value in values:
+        text = text.replace(value, REDACTED)
+    return text
 
 
 def scrub(text: str, env: Mapping[str, str]) -> str:
     """Remove any secret value of ``env`` that leaked into ``text`` (belt and braces for printed output)."""
-    for value in secret_values(env):
-        text = text.replace(value, REDACTED)
-    return text
+    return _scrubbed(text, secret_values(env))
 
 
 def scrub_known_secrets(text: str, argv: Sequence[str] = ()) -> str:
@@ -52,12 +60,12 @@ def scrub_known_secrets(text: str, argv: Sequence[str] = ()) -> str:
     import os
     import sys
 
-    given = dict(os.environ)
+    pairs = list(os.environ.items())
     for word in [*sys.argv[1:], *argv]:
         match = _ENV_WORD.match(word) if isinstance(word, str) else None
-        if match and is_secret_name(match["key"]):
-            given[f"{match['key']} {len(given)}"] = match["value"]  # every value, even under a repeated name
-    return scrub(text, given)
+        if match:  # every value, even when a name repeats
+            pairs.append((match["key"], match["value"]))
+    return _scrubbed(text, _secrets_in(pairs))
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:

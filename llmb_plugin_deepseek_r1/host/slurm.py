@@ -46,12 +46,39 @@ def run(argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S,
     return done.stdout
 
 
+class PendingQuery:
+    """A read-only query started now and read later: the Slurm client waits on slurmctld/slurmdbd while the
+    caller works, without a thread. :meth:`output` is :func:`query`'s answer (None when it could not run, failed
+    or timed out), within the same deadline."""
+
+    def __init__(self, argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S) -> None:
+        self._deadline = time.monotonic() + timeout_s
+        try:
+            self._proc: subprocess.Popen[str] | None = subprocess.Popen(
+                list(argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self._proc = None
+
+    def done(self) -> bool:
+        """True once the client has exited (one whose answer fills the pipe waits to be read: not done)."""
+        return self._proc is None or self._proc.poll() is not None
+
+    def output(self) -> str | None:
+        if self._proc is None:
+            return None
+        try:
+            out, _ = self._proc.communicate(timeout=max(0.0, self._deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.communicate()
+            return None
+        return out if self._proc.returncode == 0 else None
+
+
 def query(argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S) -> str | None:
-    """Like :func:`run`, for read-only queries whose absence the caller can live with: None instead of an error."""
-    try:
-        return run(argv, timeout_s=timeout_s)
-    except SlurmError:
-        return None
+    """Like :func:`run`, for read-only queries whose absence the caller can live with: None instead of an error
+    (a :class:`PendingQuery` read at once)."""
+    return PendingQuery(argv, timeout_s=timeout_s).output()
 
 
 def sbatch_version(env: Mapping[str, str]) -> str | None:
@@ -129,35 +156,6 @@ def _rows(text: str | None, rows: dict[str, list[str]]) -> None:
         jid, *columns = line.strip().split("|")
         if columns and columns[0] and jid not in rows:
             rows[jid] = columns
-
-
-class PendingQuery:
-    """A read-only query started now and read later: the Slurm client waits on slurmctld/slurmdbd while the
-    caller works, without a thread. :meth:`output` is :func:`query`'s answer (None when it could not run, failed
-    or timed out), within the same deadline."""
-
-    def __init__(self, argv: Sequence[str], *, timeout_s: float = QUERY_TIMEOUT_S) -> None:
-        self._deadline = time.monotonic() + timeout_s
-        try:
-            self._proc: subprocess.Popen[str] | None = subprocess.Popen(
-                list(argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        except OSError:
-            self._proc = None
-
-    def done(self) -> bool:
-        """True once the client has exited (one whose answer fills the pipe waits to be read: not done)."""
-        return self._proc is None or self._proc.poll() is not None
-
-    def output(self) -> str | None:
-        if self._proc is None:
-            return None
-        try:
-            out, _ = self._proc.communicate(timeout=max(0.0, self._deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.communicate()
-            return None
-        return out if self._proc.returncode == 0 else None
 
 
 def _sacct_argv(ids: str) -> list[str]:
